@@ -1,0 +1,52 @@
+"""The key store contract. Nothing outside ``medsign.keys`` ever sees private key bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from medsign.crypto.types import KeyAlgorithm, SignatureScheme
+from medsign.ids import KeyId
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A handle to a private key held by a key store, with its public half."""
+
+    id: KeyId
+    store: str
+    algorithm: KeyAlgorithm
+    label: str
+    public_key_der: bytes  # SubjectPublicKeyInfo
+
+
+class KeyStore(Protocol):
+    """Generate keys and sign digests with them; private keys never leave the store.
+
+    ``sign_digest`` takes the digest the signature scheme signs (SHA-256 of the message, or
+    for SM2 the SM3 of Z_A || message, see ``medsign.crypto.message_digest``) and returns the
+    signature in DER form for ECDSA/SM2 and as the raw octet string for RSA. Every use is
+    recorded (actor, key, scheme, digest, time).
+    """
+
+    kind: str
+
+    def supported_algorithms(self) -> frozenset[KeyAlgorithm]: ...
+
+    def generate(self, algorithm: KeyAlgorithm, *, label: str) -> KeyRef: ...
+
+    def get(self, key_id: KeyId) -> KeyRef: ...
+
+    def sign_digest(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        digest: bytes,
+        *,
+        actor: str,
+        purpose: str,
+    ) -> bytes: ...
+
+    def check(self) -> None:
+        """Raise ``KeyStoreUnavailableError`` when the store cannot sign right now."""
+        ...

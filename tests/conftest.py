@@ -1,0 +1,72 @@
+"""Shared fixtures.
+
+The database fixture gives each test a fresh, migrated database: a SQLite file by default,
+or a private schema on PostgreSQL when ``MEDSIGN_TEST_DATABASE_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from medsign.clock import FixedClock
+from medsign.db.session import Database, normalise_url
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+PG_URL = os.environ.get("MEDSIGN_TEST_DATABASE_URL")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"medsign database: {'postgresql (' + PG_URL + ')' if PG_URL else 'sqlite'}"
+
+
+@pytest.fixture
+def corpora() -> Path:
+    if not CORPORA.is_dir():
+        pytest.fail(f"external corpora not found at {CORPORA}")
+    return CORPORA
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC))
+
+
+def make_database_url(tmp_path: Path) -> Iterator[str]:
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'medsign.db'}"
+        return
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options={quote('-csearch_path=' + schema)}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield from make_database_url(tmp_path)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    db.upgrade()
+    try:
+        yield db
+    finally:
+        db.dispose()
