@@ -1,0 +1,34 @@
+"""Algorithm suites: RSA (PKCS#1 v1.5, PSS), ECDSA P-256 and SM2/SM3 behind one interface.
+
+Public operations only; private-key operations are in ``medsign.crypto.private``.
+"""
+
+from medsign.crypto.public import (
+    PublicKey,
+    der_to_raw,
+    message_digest,
+    raw_to_der,
+    verify,
+    verify_digest,
+)
+from medsign.crypto.types import (
+    DEFAULT_SM2_ID,
+    AlgorithmFamily,
+    KeyAlgorithm,
+    SignatureEncoding,
+    SignatureScheme,
+)
+
+__all__ = [
+    "DEFAULT_SM2_ID",
+    "AlgorithmFamily",
+    "KeyAlgorithm",
+    "PublicKey",
+    "SignatureEncoding",
+    "SignatureScheme",
+    "der_to_raw",
+    "message_digest",
+    "raw_to_der",
+    "verify",
+    "verify_digest",
+]
