@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import quote
 
@@ -70,3 +71,40 @@ def database(database_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def openssl(*args: str, input: bytes | None = None, check: bool = True) -> str:
+    """Run the real OpenSSL CLI; returns stdout+stderr text."""
+    import subprocess
+
+    proc = subprocess.run(["openssl", *args], input=input, capture_output=True)
+    out = proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"openssl {' '.join(args)} failed ({proc.returncode}):\n{out}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """An initialised data directory (CA hierarchy, demo hospital) and its admin token.
+
+    Module-scoped: building the hierarchy generates RSA-3072 keys, so tests in a module share
+    one and must not depend on each other's certificates.
+    """
+    from medsign.config import load_settings
+    from medsign.runtime import initialise
+
+    data_dir = tmp_path_factory.mktemp("medsign-data")
+    urls = make_database_url(data_dir)
+    url = next(urls)
+    settings = load_settings(data_dir, database_url=url, log_json=True)
+    runtime, token = initialise(
+        settings, organization_name="示例人民医院", organization_code="demo", demo=True
+    )
+    assert token is not None
+    try:
+        yield runtime, token
+    finally:
+        runtime.close()
+        for _ in urls:
+            pass

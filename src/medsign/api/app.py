@@ -1,0 +1,75 @@
+"""FastAPI application factory: a thin adapter over the runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+import medsign
+from medsign.api.problems import install_problem_handlers
+from medsign.api.routes import admin, health, pki
+from medsign.api.schemas import Problem
+from medsign.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _refresh_crls(runtime: Runtime) -> None:
+    interval = runtime.settings.crl_refresh_minutes * 60
+    while True:
+        try:
+            await run_in_threadpool(runtime.crls.refresh_due)
+        except Exception:  # a failed refresh must not stop the scheduler; retried next tick
+            log.exception("CRL refresh failed")
+        await asyncio.sleep(interval)
+
+
+def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_refresh_crls(runtime)) if schedule else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="medsign",
+        version=medsign.__version__,
+        description="Electronic signatures and certificates for hospitals. Errors are RFC 9457"
+        " problem+json documents with a stable `code`.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(pki.router)
+    app.include_router(admin.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                Problem.model_json_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,3 @@
+from medsign.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Who acts: organizations (hospitals), operators and, later, staff and patients."""

@@ -1,0 +1,118 @@
+"""The composition root: builds every stage from settings and wires them together.
+
+Adapters (API, CLI) get a ``Runtime`` and never construct stages themselves; stages never
+import each other's wiring.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medsign.ca.authority import CertificateAuthority
+from medsign.ca.crl import CRLPublisher
+from medsign.ca.ocsp import OCSPResponder
+from medsign.clock import Clock, SystemClock
+from medsign.config import Environment, KeyStoreKind, Settings
+from medsign.db.session import Database
+from medsign.errors import ConfigurationError
+from medsign.keys import KeyStore, MasterKeyring, open_key_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    clock: Clock
+    keystore: KeyStore
+    authority: CertificateAuthority
+    crls: CRLPublisher
+    ocsp: OCSPResponder
+    _closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            self.database.dispose()
+            self._closed = True
+
+
+def keyring_directory(settings: Settings) -> Path:
+    return settings.data_dir / "keystore"
+
+
+def is_initialised(settings: Settings) -> bool:
+    return (settings.data_dir / ".initialised").is_file()
+
+
+def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
+    """Open an initialised installation (the database schema is brought up to date)."""
+    if not is_initialised(settings):
+        raise ConfigurationError(
+            f"{settings.data_dir} is not an initialised medsign data directory;"
+            " run `medsign init` first"
+        )
+    clock = clock or SystemClock()
+    database = Database(settings.resolved_database_url)
+    database.upgrade()
+    keystore = open_key_store(settings, database, clock)
+    return _assemble(settings, database, clock, keystore)
+
+
+def _assemble(
+    settings: Settings, database: Database, clock: Clock, keystore: KeyStore
+) -> Runtime:
+    from datetime import timedelta
+
+    authority = CertificateAuthority(database, keystore, clock, settings.public_base_url)
+    crls = CRLPublisher(
+        database, keystore, clock, validity=timedelta(hours=settings.crl_validity_hours)
+    )
+    authority.add_status_listener(crls.on_status_change)
+    ocsp = OCSPResponder(
+        database, keystore, clock, validity=timedelta(minutes=settings.ocsp_validity_minutes)
+    )
+    return Runtime(settings, database, clock, keystore, authority, crls, ocsp)
+
+
+def initialise(
+    settings: Settings,
+    *,
+    organization_name: str,
+    organization_code: str,
+    demo: bool,
+    clock: Clock | None = None,
+) -> tuple[Runtime, str | None]:
+    """Create (or complete) an installation. Returns the runtime and, on first run, the
+    admin token, which is shown once and stored only as a hash."""
+    from medsign.identity.admin_tokens import create_admin_token
+    from medsign.identity.organizations import ensure_organization
+
+    if settings.environment is Environment.PRODUCTION and demo:
+        raise ConfigurationError("a demo hospital is not created in production")
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    first_run = not is_initialised(settings)
+    if settings.keystore is KeyStoreKind.SOFTWARE and settings.master_secret is None:
+        directory = keyring_directory(settings)
+        if not any(directory.glob("master-*.key")):
+            MasterKeyring.create(directory)
+    database = Database(settings.resolved_database_url)
+    database.upgrade()
+    keystore = open_key_store(settings, database, clock)
+    runtime = _assemble(settings, database, clock, keystore)
+    organization = ensure_organization(
+        database, clock, code=organization_code, name=organization_name, demo=demo
+    )
+    runtime.authority.initialise_hierarchy(organization.name)
+    for ca_id in runtime.authority.issuing_ca_ids():
+        runtime.crls.current(ca_id)
+    token = None
+    if first_run:
+        _, token = create_admin_token(database, clock, name="initial admin token")
+        (settings.data_dir / ".initialised").write_text("medsign data directory\n")
+        log.info("initialised data directory", extra={"data_dir": str(settings.data_dir)})
+    return runtime, token

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_healthz(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_key_store(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "keystore": "ok"},
+    }
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "medsign"
+    for path in ("/healthz", "/readyz", "/pki/ocsp", "/admin/v1/certificates",
+                 "/admin/v1/certificates/{serial}/revoke"):
+        assert path in spec["paths"], path
+    assert "Problem" in spec["components"]["schemas"]
+    assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_unknown_route_is_problem_json(client: TestClient) -> None:
+    response = client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "not-found"

@@ -1,0 +1,217 @@
+"""The acceptance path with real tools: the `medsign` CLI as operators type it, a running
+server, and the OpenSSL CLI fetching the chain through AIA, CRLs through the CRL DP and
+asking the OCSP responder by URL."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_database_url, openssl
+
+pytestmark = pytest.mark.interop
+
+MEDSIGN = [sys.executable, "-m", "medsign.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    data_dir: Path
+    env: dict[str, str]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*MEDSIGN, *args, "--data-dir", str(self.data_dir)],
+                              env=self.env, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"medsign {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("live")
+    urls = make_database_url(data_dir)
+    url = next(urls)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
+    env["MEDSIGN_LOG_LEVEL"] = "WARNING"
+    init = subprocess.run([*MEDSIGN, "init", "--data-dir", str(data_dir), "--database-url", url,
+                           "--public-base-url", base], env=env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert "msadm_" in init.stdout
+    log = (data_dir / "server.log").open("w")
+    proc = subprocess.Popen([*MEDSIGN, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError((data_dir / "server.log").read_text())
+        yield Server(base, data_dir, env)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+        for _ in urls:
+            pass
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def der_to_pem(der: bytes, path: Path, kind: str) -> Path:
+    cmd = "crl" if kind == "crl" else "x509"
+    openssl(cmd, "-inform", "DER", "-in", str(_write(path.with_suffix(".der"), der)),
+            "-out", str(path))
+    return path
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def extension_url(cert: Path, pattern: str) -> str:
+    text = openssl("x509", "-in", str(cert), "-noout", "-text")
+    match = re.search(pattern, text)
+    assert match, text
+    return match.group(1)
+
+
+def ca_issuers(cert: Path) -> str:
+    return extension_url(cert, r"CA Issuers - URI:(\S+)")
+
+
+def crl_dp(cert: Path) -> str:
+    return extension_url(cert, r"X509v3 CRL Distribution Points:\s+Full Name:\s+URI:(\S+)")
+
+
+def make_csr(tmp: Path, family: str) -> Path:
+    key = tmp / "leaf.key"
+    if family == "sm2":
+        openssl("genpkey", "-algorithm", "SM2", "-out", str(key))
+        digest = "-sm3"
+    elif family == "p256":
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-out", str(key))
+        digest = "-sha256"
+    else:
+        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                "-out", str(key))
+        digest = "-sha256"
+    csr = tmp / "leaf.csr"
+    openssl("req", "-new", "-key", str(key), digest, "-utf8",
+            "-subj", "/CN=王医生/serialNumber=E2001/O=示例人民医院/C=CN", "-out", str(csr))
+    return csr
+
+
+def ocsp_status(server: Server, tmp: Path, leaf: Path, issuing: Path, root: Path,
+                family: str) -> str:
+    args = ["ocsp", "-url", f"{server.base}/pki/ocsp", "-issuer", str(issuing),
+            "-cert", str(leaf), "-CAfile", str(root), "-nonce", "-resp_text"]
+    out = openssl(*args)
+    assert "Response verify OK" in out or family == "sm2", out
+    match = re.search(rf"{re.escape(str(leaf))}: (\w+)", out)
+    assert match, out
+    return match.group(1) + ("/" + m.group(1) if (m := re.search(r"Reason: (\w+)", out)) else "")
+
+
+def verify_with_crl(tmp: Path, root: Path, issuing: Path, leaf: Path) -> subprocess.CompletedProcess[str]:
+    crl_pem = der_to_pem(fetch(crl_dp(leaf)), tmp / "issuing.crl.pem", "crl")
+    root_crl = der_to_pem(fetch(crl_dp(issuing)), tmp / "root.crl.pem", "crl")
+    return subprocess.run(
+        ["openssl", "verify", "-crl_check_all", "-CAfile", str(root), "-untrusted",
+         str(issuing), "-CRLfile", str(crl_pem), "-CRLfile", str(root_crl), str(leaf)],
+        capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("family", ["p256", "rsa", "sm2"])
+def test_openssl_against_the_running_server(server: Server, tmp_path: Path, family: str) -> None:
+    csr = make_csr(tmp_path, family)
+    leaf = tmp_path / "leaf.pem"
+    issued = server.cli("ca", "issue", "--csr", str(csr), "--profile", "staff-signing",
+                        "--out", str(leaf))
+    serial = openssl("x509", "-in", str(leaf), "-noout", "-serial").strip().split("=", 1)[1]
+    assert f"serial={serial}" in issued.stdout
+
+    # The chain, fetched through AIA caIssuers: leaf -> issuing CA -> root.
+    issuing = der_to_pem(fetch(ca_issuers(leaf)), tmp_path / "issuing.pem", "cert")
+    root = der_to_pem(fetch(ca_issuers(issuing)), tmp_path / "root.pem", "cert")
+    subject = openssl("x509", "-in", str(root), "-noout", "-subject", "-issuer")
+    lines = subject.strip().splitlines()
+    assert lines[0].split("=", 1)[1] == lines[1].split("=", 1)[1], "root must be self-issued"
+
+    ok = verify_with_crl(tmp_path, root, issuing, leaf)
+    assert ok.returncode == 0 and ": OK" in ok.stdout, ok.stdout + ok.stderr
+    assert ocsp_status(server, tmp_path, leaf, issuing, root, family) == "good"
+
+    server.cli("ca", "hold", serial)
+    assert ocsp_status(server, tmp_path, leaf, issuing, root, family) == "revoked/certificateHold"
+    held = verify_with_crl(tmp_path, root, issuing, leaf)
+    assert held.returncode != 0 and "revoked" in held.stdout + held.stderr
+
+    server.cli("ca", "release", serial)
+    assert ocsp_status(server, tmp_path, leaf, issuing, root, family) == "good"
+    assert verify_with_crl(tmp_path, root, issuing, leaf).returncode == 0
+
+    server.cli("ca", "revoke", serial, "--reason", "keyCompromise")
+    assert ocsp_status(server, tmp_path, leaf, issuing, root, family) == "revoked/keyCompromise"
+    revoked = verify_with_crl(tmp_path, root, issuing, leaf)
+    assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
+
+    # Revoking twice is refused and changes nothing.
+    again = server.cli("ca", "revoke", serial, "--reason", "superseded", check=False)
+    assert again.returncode != 0 and "error:" in again.stderr
+    crl_text = openssl("crl", "-in", str(tmp_path / "issuing.crl.pem"), "-noout", "-text")
+    assert "Key Compromise" in crl_text
+
+
+def test_cli_crl_and_bad_input(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "all.crl.pem"
+    server.cli("ca", "crl", "--out", str(out))
+    text = openssl("crl", "-in", str(out), "-noout", "-crlnumber")
+    assert "crlNumber=" in text
+    bad = tmp_path / "bad.csr"
+    bad.write_text("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+    proc = server.cli("ca", "issue", "--csr", str(bad), "--profile", "staff-signing",
+                      "--out", str(tmp_path / "x.pem"), check=False)
+    assert proc.returncode == 2 and "error:" in proc.stderr
+    assert not (tmp_path / "x.pem").exists()
+    proc = server.cli("ca", "revoke", "DEADBEEF01", "--reason", "keyCompromise", check=False)
+    assert proc.returncode == 2 and "not-found" in proc.stderr
+    proc = server.cli("ca", "revoke", "DEADBEEF01", "--reason", "nonsense", check=False)
+    assert proc.returncode == 2
+
+
+def test_ocsp_garbage_is_malformed_request(server: Server) -> None:
+    request = urllib.request.Request(f"{server.base}/pki/ocsp", data=b"garbage",
+                                     headers={"Content-Type": "application/ocsp-request"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+    # OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED { malformedRequest (1) } }
+    assert body == bytes.fromhex("30030a0101")
