@@ -6,6 +6,7 @@ wrapped (software store) or never leaves the token (PKCS#11).
 
 from __future__ import annotations
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
@@ -43,8 +44,8 @@ class PrivateKey:
             return cls(KeyAlgorithm.SM2, sm2.SM2PrivateKey.from_pkcs8_der(der))
         try:
             key = serialization.load_der_private_key(der, password=None)
-        except (ValueError, TypeError) as exc:
-            raise InputError("malformed PKCS#8 private key") from exc
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise InputError("malformed or unsupported PKCS#8 private key") from exc
         if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
             return cls(KeyAlgorithm.EC_P256, key)
         if isinstance(key, rsa.RSAPrivateKey) and key.key_size in (2048, 3072):

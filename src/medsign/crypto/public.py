@@ -87,7 +87,8 @@ class PublicKey:
         if self.algorithm.family.value == "rsa":
             raise InputError("not an elliptic-curve key")
         info = asn1_keys.PublicKeyInfo.load(self.der)
-        point = bytes(info["public_key"].contents)
+        # ``.contents`` would include the BIT STRING's unused-bits octet; ``.native`` does not.
+        point = bytes(info["public_key"].native)
         if point[:1] != b"\x04" or len(point) != 65:
             raise InputError("only uncompressed P-256/SM2 points are supported")
         return point
