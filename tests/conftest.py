@@ -10,8 +10,8 @@ import datetime as dt
 import os
 import secrets
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest

@@ -8,8 +8,9 @@ from pydantic import ValidationError
 from medsign.config import Environment, load_settings
 
 
-def test_defaults_use_sqlite_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                             ) -> None:
+def test_defaults_use_sqlite_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key in list(__import__("os").environ):
         if key.startswith("MEDSIGN_"):
             monkeypatch.delenv(key)
@@ -19,8 +20,9 @@ def test_defaults_use_sqlite_in_the_data_dir(tmp_path: Path, monkeypatch: pytest
     assert settings.port == 8000
 
 
-def test_file_then_environment_then_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                              ) -> None:
+def test_file_then_environment_then_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "medsign.toml").write_text('port = 9000\npublic_base_url = "https://ca.h/"\n')
     assert load_settings(tmp_path).port == 9000
     assert load_settings(tmp_path).public_base_url == "https://ca.h"

@@ -21,8 +21,9 @@ def _emit(message: str, **extra: object) -> dict[str, object]:
 
 
 def test_secret_fields_are_redacted() -> None:
-    record = _emit("signing", pin="123456", admin_token="msadm_x", master_secret=b"k" * 32,
-                   key_id="key_abc")
+    record = _emit(
+        "signing", pin="123456", admin_token="msadm_x", master_secret=b"k" * 32, key_id="key_abc"
+    )
     assert record["pin"] == "[redacted]"
     assert record["admin_token"] == "[redacted]"
     assert record["master_secret"] == "[redacted]"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from medsign.ca.authority import CertificateAuthority
 from medsign.ca.crl import CRLPublisher
@@ -17,7 +16,7 @@ from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, KeyStoreKind, Settings
 from medsign.db.session import Database
 from medsign.errors import ConfigurationError
-from medsign.keys import KeyStore, MasterKeyring, open_key_store
+from medsign.keys import KeyStore, MasterKeyring, keyring_directory, open_key_store
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,6 @@ class Runtime:
             self._closed = True
 
 
-def keyring_directory(settings: Settings) -> Path:
-    return settings.data_dir / "keystore"
-
-
 def is_initialised(settings: Settings) -> bool:
     return (settings.data_dir / ".initialised").is_file()
 
@@ -61,19 +56,18 @@ def open_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     return _assemble(settings, database, clock, keystore)
 
 
-def _assemble(
-    settings: Settings, database: Database, clock: Clock, keystore: KeyStore
-) -> Runtime:
+def _assemble(settings: Settings, database: Database, clock: Clock, keystore: KeyStore) -> Runtime:
     from datetime import timedelta
 
     authority = CertificateAuthority(database, keystore, clock, settings.public_base_url)
     crls = CRLPublisher(
         database, keystore, clock, validity=timedelta(hours=settings.crl_validity_hours)
     )
-    authority.add_status_listener(crls.on_status_change)
     ocsp = OCSPResponder(
         database, keystore, clock, validity=timedelta(minutes=settings.ocsp_validity_minutes)
     )
+    authority.add_status_listener(crls.on_status_change)
+    authority.add_status_listener(ocsp.on_status_change)
     return Runtime(settings, database, clock, keystore, authority, crls, ocsp)
 
 
@@ -108,8 +102,8 @@ def initialise(
         database, clock, code=organization_code, name=organization_name, demo=demo
     )
     runtime.authority.initialise_hierarchy(organization.name)
-    for ca_id in runtime.authority.issuing_ca_ids():
-        runtime.crls.current(ca_id)
+    for ca in runtime.authority.list_cas():
+        runtime.crls.current(ca.id)
     token = None
     if first_run:
         _, token = create_admin_token(database, clock, name="initial admin token")

@@ -21,8 +21,13 @@ def test_readyz_reports_database_and_key_store(client: TestClient) -> None:
 def test_openapi_and_docs(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "medsign"
-    for path in ("/healthz", "/readyz", "/pki/ocsp", "/admin/v1/certificates",
-                 "/admin/v1/certificates/{serial}/revoke"):
+    for path in (
+        "/healthz",
+        "/readyz",
+        "/pki/ocsp",
+        "/admin/v1/certificates",
+        "/admin/v1/certificates/{serial}/revoke",
+    ):
         assert path in spec["paths"], path
     assert "Problem" in spec["components"]["schemas"]
     assert "swagger" in client.get("/docs").text.lower()

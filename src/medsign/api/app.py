@@ -20,20 +20,22 @@ from medsign.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-async def _refresh_crls(runtime: Runtime) -> None:
+async def _maintain_pki(runtime: Runtime) -> None:
+    """Regenerate CRLs before they go stale and renew OCSP responder certificates."""
     interval = runtime.settings.crl_refresh_minutes * 60
     while True:
-        try:
-            await run_in_threadpool(runtime.crls.refresh_due)
-        except Exception:  # a failed refresh must not stop the scheduler; retried next tick
-            log.exception("CRL refresh failed")
+        for job in (runtime.crls.refresh_due, runtime.authority.refresh_ocsp_responders):
+            try:
+                await run_in_threadpool(job)
+            except Exception:  # a failed run must not stop the scheduler; retried next tick
+                log.exception("PKI maintenance failed", extra={"job": job.__name__})
         await asyncio.sleep(interval)
 
 
 def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_refresh_crls(runtime)) if schedule else None
+        task = asyncio.create_task(_maintain_pki(runtime)) if schedule else None
         try:
             yield
         finally:

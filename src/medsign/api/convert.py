@@ -26,7 +26,7 @@ def certificate_public(record: CertificateRecord) -> CertificatePublic:
         serial=openssl_serial(record.serial_hex),
         profile=record.profile,
         subject=record.subject,
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         revocation_reason=record.revocation_reason,
         revoked_at=record.revoked_at,
         not_before=record.not_before,

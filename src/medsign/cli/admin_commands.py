@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
+from medsign.cli.common import data_dir_option, reports_errors
 from medsign.cli.context import runtime_for
-from medsign.cli.main import data_dir_option, reports_errors
 
 
 @click.group()

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from medsign.api.convert import openssl_serial, pem
+from medsign.cli.common import data_dir_option, reports_errors
 from medsign.cli.context import runtime_for
-from medsign.cli.main import data_dir_option, reports_errors
 from medsign.crypto.types import KeyAlgorithm
 
 REASONS = [
@@ -97,8 +97,9 @@ def renew(
     """Renew SERIAL with the same key, a new key-store key, or a new CSR."""
     csr = csr_file.read_bytes() if csr_file else None
     with runtime_for(data_dir) as runtime:
-        record = runtime.authority.renew(serial, rekey=rekey or csr is not None, csr=csr,
-                                         actor=OPERATOR)
+        record = runtime.authority.renew(
+            serial, rekey=rekey or csr is not None, csr=csr, actor=OPERATOR
+        )
     out.write_text(pem(record.certificate_der))
     _show(record)
 
@@ -112,8 +113,9 @@ def show(serial: str, data_dir: Path | None) -> None:
     with runtime_for(data_dir) as runtime:
         _show(runtime.authority.get(serial))
         for event in runtime.authority.history(serial):
-            click.echo(f"  {event.at.isoformat()} {event.action} {event.reason or ''} by "
-                       f"{event.actor}")
+            click.echo(
+                f"  {event.at.isoformat()} {event.action} {event.reason or ''} by {event.actor}"
+            )
 
 
 @ca.command("list")
@@ -175,8 +177,13 @@ def ra_csr(algorithm: str, subject: str, profile: str, out: Path, data_dir: Path
 @ca.command("ra-import")
 @click.argument("csr_id")
 @click.option("--cert", "cert_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--chain", "chain_file", type=click.Path(exists=True, path_type=Path),
-              required=True, help="PEM file: issuer up to the root.")
+@click.option(
+    "--chain",
+    "chain_file",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="PEM file: issuer up to the root.",
+)
 @data_dir_option
 @reports_errors
 def ra_import(csr_id: str, cert_file: Path, chain_file: Path, data_dir: Path | None) -> None:

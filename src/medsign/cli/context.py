@@ -9,7 +9,7 @@ from medsign.runtime import Runtime, open_runtime
 
 @contextmanager
 def runtime_for(data_dir: Path | None) -> Iterator[Runtime]:
-    from medsign.cli.main import settings_for
+    from medsign.cli.common import settings_for
 
     runtime = open_runtime(settings_for(data_dir))
     try:

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from medsign.config import Settings, load_settings
-from medsign.errors import MedsignError
-from medsign.logs import configure_logging
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (default: $MEDSIGN_DATA_DIR or ./medsign-data).",
-)
-
-
-def reports_errors(func: F) -> F:
-    """Turn medsign errors into a one-line message and exit status 1 (2 for bad input)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except MedsignError as exc:
-            click.echo(f"error: {exc.public_message()} [{exc.code}]", err=True)
-            sys.exit(2 if exc.status in (400, 404, 409, 422) else 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
-    settings = load_settings(data_dir, **{k: v for k, v in overrides.items() if v is not None})
-    configure_logging(settings.log_level, settings.log_json)
-    return settings
+from medsign.cli.admin_commands import admin
+from medsign.cli.ca_commands import ca
+from medsign.cli.common import data_dir_option, reports_errors, settings_for
+from medsign.cli.keys_commands import keys
+from medsign.config import Settings
 
 
 @click.group()
@@ -133,8 +102,6 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
         runtime.close()
 
 
-from medsign.cli import admin_commands, ca_commands, keys_commands  # noqa: E402
-
-main.add_command(ca_commands.ca)
-main.add_command(keys_commands.keys)
-main.add_command(admin_commands.admin)
+main.add_command(ca)
+main.add_command(keys)
+main.add_command(admin)

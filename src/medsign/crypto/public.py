@@ -57,9 +57,7 @@ class PublicKey:
     @classmethod
     def from_pem(cls, pem: bytes | str) -> PublicKey:
         text = pem.decode("ascii") if isinstance(pem, bytes) else pem
-        body = "".join(
-            line for line in text.strip().splitlines() if not line.startswith("-----")
-        )
+        body = "".join(line for line in text.strip().splitlines() if not line.startswith("-----"))
         import base64
 
         try:

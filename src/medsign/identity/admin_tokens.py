@@ -17,7 +17,7 @@ from medsign.db.tables import AdminTokenRow
 from medsign.errors import AccessError, NotFoundError
 from medsign.ids import new_id
 
-TOKEN_PREFIX = "msadm_"
+TOKEN_PREFIX = "msadm_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def _hash(token: str) -> str:
@@ -40,7 +40,9 @@ def verify_admin_token(database: Database, token: str) -> str:
     if not token.startswith(TOKEN_PREFIX):
         raise AccessError("admin token missing or malformed")
     with database.session() as session:
-        row = session.scalar(select(AdminTokenRow).where(AdminTokenRow.token_sha256 == _hash(token)))
+        row = session.scalar(
+            select(AdminTokenRow).where(AdminTokenRow.token_sha256 == _hash(token))
+        )
         if row is None or row.revoked_at is not None:
             raise AccessError("admin token not recognised")
         return row.id

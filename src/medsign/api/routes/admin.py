@@ -42,9 +42,7 @@ def issue_certificate(
 def list_certificates(
     runtime: RuntimeDep,
     actor: AdminDep,
-    status_: Annotated[
-        Literal["good", "revoked", "hold"] | None, Query(alias="status")
-    ] = None,
+    status_: Annotated[Literal["good", "revoked", "hold"] | None, Query(alias="status")] = None,
     profile: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[CertificatePublic]:
@@ -52,9 +50,7 @@ def list_certificates(
     return [certificate_public(r) for r in records]
 
 
-@router.get(
-    "/certificates/{serial}", response_model=CertificatePublic, summary="One certificate"
-)
+@router.get("/certificates/{serial}", response_model=CertificatePublic, summary="One certificate")
 def get_certificate(serial: str, runtime: RuntimeDep, actor: AdminDep) -> CertificatePublic:
     return certificate_public(runtime.authority.get(serial))
 
