@@ -65,3 +65,5 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic announces every plugin and migration step at INFO; operators need only problems.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

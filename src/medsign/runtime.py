@@ -104,9 +104,28 @@ def initialise(
     runtime.authority.initialise_hierarchy(organization.name)
     for ca in runtime.authority.list_cas():
         runtime.crls.current(ca.id)
+    if demo:
+        _ensure_seal_certificate(runtime, organization.name)
     token = None
     if first_run:
         _, token = create_admin_token(database, clock, name="initial admin token")
         (settings.data_dir / ".initialised").write_text("medsign data directory\n")
         log.info("initialised data directory", extra={"data_dir": str(settings.data_dir)})
     return runtime, token
+
+
+def _ensure_seal_certificate(runtime: Runtime, organization_name: str) -> None:
+    """Give the hospital its `organization-seal` certificate (SM2 where the store has it)."""
+    from medsign.crypto.types import KeyAlgorithm
+
+    if runtime.authority.list(profile="organization-seal", status="good", limit=1):
+        return
+    supported = runtime.keystore.supported_algorithms()
+    algorithm = KeyAlgorithm.SM2 if KeyAlgorithm.SM2 in supported else KeyAlgorithm.EC_P256
+    key = runtime.keystore.generate(algorithm, label=f"seal:{organization_name}")
+    runtime.authority.issue_for_key(
+        key.id,
+        {"CN": organization_name, "O": organization_name, "C": "CN"},
+        "organization-seal",
+        actor="system:init",
+    )

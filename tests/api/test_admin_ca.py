@@ -221,3 +221,21 @@ def test_wrong_admin_token(client: TestClient, headers: dict[str, str], tmp_path
     )
     assert_problem(response, 401, "access-denied")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_demo_hospital_has_its_seal_certificate(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    seals = client.get(
+        "/admin/v1/certificates?profile=organization-seal", headers=admin_headers
+    ).json()
+    assert len(seals) == 1
+    assert "示例人民医院" in seals[0]["subject"]
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text"],
+        input=seals[0]["certificate_pem"].encode(),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    assert "SM2" in text or "1.2.156.10197.1.501" in text
+    assert "Non Repudiation" in text

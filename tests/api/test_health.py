@@ -40,8 +40,7 @@ def test_unknown_route_is_problem_json(client: TestClient) -> None:
     assert response.json()["code"] == "not-found"
 
 
-def test_readyz_is_503_when_the_key_store_is_unreachable(runtime: object, tmp_path: object
-                                                         ) -> None:
+def test_readyz_is_503_when_the_key_store_is_unreachable(runtime: object, tmp_path: object) -> None:
     import dataclasses
 
     from medsign.api.app import create_app

@@ -18,8 +18,9 @@ MEDSIGN = [sys.executable, "-m", "medsign.cli"]
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
     base["MEDSIGN_LOG_LEVEL"] = "WARNING"
-    return subprocess.run([*MEDSIGN, *args], capture_output=True, text=True,
-                          env={**base, **(env or {})})
+    return subprocess.run(
+        [*MEDSIGN, *args], capture_output=True, text=True, env={**base, **(env or {})}
+    )
 
 
 @pytest.fixture
@@ -65,8 +66,7 @@ def test_serve_refuses_an_uninitialised_directory(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_master_rotation_from_the_cli_keeps_keys_usable(tmp_path: Path, database_url: str
-                                                       ) -> None:
+def test_master_rotation_from_the_cli_keeps_keys_usable(tmp_path: Path, database_url: str) -> None:
     data = tmp_path / "data"
     assert run("init", "--data-dir", str(data), "--database-url", database_url).returncode == 0
     rotated = run("keys", "rotate-master", "--data-dir", str(data))
