@@ -239,3 +239,12 @@ def test_demo_hospital_has_its_seal_certificate(
     ).stdout.decode()
     assert "SM2" in text or "1.2.156.10197.1.501" in text
     assert "Non Repudiation" in text
+
+
+def test_api_reasons_are_the_authority_reasons() -> None:
+    from typing import get_args
+
+    from medsign.api.schemas import RevocationReasonName
+    from medsign.ca.authority import REVOCATION_REASONS
+
+    assert set(get_args(RevocationReasonName)) == REVOCATION_REASONS

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import textwrap
-
 from medsign.api.schemas import CertificatePublic
-from medsign.ca.authority import CertificateRecord
+from medsign.ca.authority import CertificateRecord, pem_encode
+from medsign.ca.names import openssl_serial
 
-
-def pem(der: bytes, label: str = "CERTIFICATE") -> str:
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode("ascii"), 64))
-    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----\n"
-
-
-def openssl_serial(serial_hex: str) -> str:
-    """Upper-case, even-length hex: what `openssl x509 -serial` prints."""
-    text = serial_hex.upper()
-    return text if len(text) % 2 == 0 else "0" + text
+pem = pem_encode
 
 
 def certificate_public(record: CertificateRecord) -> CertificatePublic:

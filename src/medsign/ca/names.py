@@ -240,3 +240,9 @@ def parse_serial(text: str | int) -> str:
     if value == 0 or value.bit_length() > 8 * MAX_SERIAL_OCTETS:
         raise InputError("serial number out of range")
     return serial_hex(value)
+
+
+def openssl_serial(canonical: str) -> str:
+    """Upper-case, even-length hex: what `openssl x509 -serial` prints for a serial."""
+    text = canonical.upper()
+    return text if len(text) % 2 == 0 else "0" + text

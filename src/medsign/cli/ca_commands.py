@@ -6,21 +6,14 @@ from pathlib import Path
 
 import click
 
-from medsign.api.convert import openssl_serial, pem
+from medsign.ca.authority import REVOCATION_REASONS
+from medsign.ca.authority import pem_encode as pem
+from medsign.ca.names import openssl_serial
 from medsign.cli.common import data_dir_option, reports_errors
 from medsign.cli.context import runtime_for
 from medsign.crypto.types import KeyAlgorithm
 
-REASONS = [
-    "unspecified",
-    "keyCompromise",
-    "cACompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-    "aACompromise",
-]
+REASONS = sorted(REVOCATION_REASONS)
 OPERATOR = "cli"
 
 
