@@ -378,3 +378,34 @@ def test_ocsp_garbage_is_malformed_request(server: Server) -> None:
         body = response.read()
     # OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED { malformedRequest (1) } }
     assert body == bytes.fromhex("30030a0101")
+
+
+def test_ocsp_get_form(server: Server, tmp_path: Path) -> None:
+    import base64
+    from urllib.parse import quote
+
+    csr = make_csr(tmp_path, "p256")
+    leaf = tmp_path / "leaf.pem"
+    server.cli("ca", "issue", "--csr", str(csr), "--profile", "staff-signing", "--out", str(leaf))
+    issuing = der_to_pem(fetch(ca_issuers(leaf)), tmp_path / "issuing.pem", "cert")
+    root = der_to_pem(fetch(ca_issuers(issuing)), tmp_path / "root.pem", "cert")
+    request = tmp_path / "req.der"
+    openssl(
+        "ocsp", "-issuer", str(issuing), "-cert", str(leaf), "-no_nonce", "-reqout", str(request)
+    )
+    encoded = quote(base64.b64encode(request.read_bytes()).decode(), safe="")
+    response = _write(tmp_path / "resp.der", fetch(f"{server.base}/pki/ocsp/{encoded}"))
+    out = openssl(
+        "ocsp",
+        "-respin",
+        str(response),
+        "-issuer",
+        str(issuing),
+        "-cert",
+        str(leaf),
+        "-CAfile",
+        str(root),
+        "-no_nonce",
+        "-resp_text",
+    )
+    assert "Response verify OK" in out and f"{leaf}: good" in out, out
