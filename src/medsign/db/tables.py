@@ -156,3 +156,249 @@ class SettingRow(Base):
     __tablename__ = "installation_settings"
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# --- signing service: applications, staff, enrolment, requests, intention, evidence ---------
+
+
+class ApplicationRow(Base):
+    """A registered hospital system (HIS, EMR, LIS, PACS, nursing, ...)."""
+
+    __tablename__ = "applications"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    # The HMAC secret must be recoverable to check signatures, so it is sealed (AES-GCM under
+    # the data keyring), never hashed; the previous one stays valid for a grace period.
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, nullable=True
+    )
+    secret_rotated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    signer_scope: Mapped[str] = mapped_column(Text, default='{"all": true}')  # JSON
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ApplicationNonceRow(Base):
+    """Nonces seen inside the replay window; the primary key refuses a second use."""
+
+    __tablename__ = "application_nonces"
+    application_id: Mapped[str] = mapped_column(
+        ForeignKey("applications.id"), primary_key=True
+    )
+    nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class StaffRow(Base):
+    """A clinician or technician synchronised from HIS."""
+
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    employee_no: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    national_id_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # Keyed digest (HMAC under the data keyring) to find duplicates without decrypting.
+    national_id_digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    national_id_masked: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    phone_masked: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    department: Mapped[str] = mapped_column(String(100), default="")
+    title: Mapped[str] = mapped_column(String(100), default="")
+    roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    pin_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pin_lock_level: Mapped[int] = mapped_column(Integer, default=0)
+    pin_locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pin_set_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("keys.id"), nullable=True)
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("organization_id", "employee_no", name="uq_staff_org_employee"),
+    )
+
+
+class EnrolmentRow(Base):
+    """Real-name authentication and enrolment of one staff member (one-time URL)."""
+
+    __tablename__ = "enrolments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    step: Mapped[str] = mapped_column(String(32), default="start")
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OneTimeCodeRow(Base):
+    """An SMS code: stored as a keyed digest, limited in time and tries, used once."""
+
+    __tablename__ = "one_time_codes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # enrolment | intent
+    subject_id: Mapped[str] = mapped_column(String(64), index=True)
+    code_digest: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SMSMessageRow(Base):
+    """Messages handed to an SMS provider. Only the development provider keeps the text."""
+
+    __tablename__ = "sms_messages"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    phone_masked: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))  # sent | failed
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SignBatchRow(Base):
+    __tablename__ = "sign_batches"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    body_digest: Mapped[str] = mapped_column(String(64))
+    item_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("application_id", "idempotency_key", name="uq_sign_batches_app_key"),
+    )
+
+
+class SignRequestRow(Base):
+    """One item to sign (a medical order, a prescription, a void statement, ...)."""
+
+    __tablename__ = "sign_requests"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("sign_batches.id"), nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    # Singles carry their own idempotency key; batch items inherit the batch's.
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    body_digest: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="sign")  # sign | void
+    voids_request_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sign_requests.id"), nullable=True
+    )
+    scene: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text)
+    record_id: Mapped[str] = mapped_column(String(200))
+    content_kind: Mapped[str] = mapped_column(String(16))  # json | digest
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JCS bytes
+    digest_algorithm: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reject_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    voided_by_request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    signature_scheme: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
+    cms: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    timestamp_time: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    intent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("application_id", "idempotency_key", name="uq_sign_requests_app_key"),
+        Index("ix_sign_requests_batch", "batch_id", "position"),
+    )
+
+
+class IntentChallengeRow(Base):
+    """A request for the signer's intention, bound to exactly the digests to be signed."""
+
+    __tablename__ = "intent_challenges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    application_id: Mapped[str | None] = mapped_column(ForeignKey("applications.id"), nullable=True)
+    method: Mapped[str] = mapped_column(String(16))  # pin | sms
+    request_ids: Mapped[str] = mapped_column(Text)  # JSON list, in signing order
+    binding_digest: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IntentAttemptRow(Base):
+    """Every intention attempt, successful or not (never the secret itself)."""
+
+    __tablename__ = "intent_attempts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    challenge_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class EvidenceEventRow(Base):
+    """Append-only event store; canonical JSON records holding ids and hashes only."""
+
+    __tablename__ = "evidence_events"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    record: Mapped[str] = mapped_column(Text)
+    record_sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookDeliveryRow(Base):
+    """Outbox of webhook notifications; results stay retrievable whatever happens here."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TimestampSerialRow(Base):
+    """Blocks of TSA serial numbers handed to a process; one UPDATE per block keeps every
+    serial unique across processes without a write per token."""
+
+    __tablename__ = "timestamp_serials"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_value: Mapped[int] = mapped_column(BigInteger)
