@@ -13,10 +13,18 @@ from medsign.ca.authority import CertificateAuthority
 from medsign.ca.crl import CRLPublisher
 from medsign.ca.ocsp import OCSPResponder
 from medsign.clock import Clock, SystemClock
-from medsign.config import Environment, KeyStoreKind, Settings
+from medsign.config import Environment, Settings
 from medsign.db.session import Database
 from medsign.errors import ConfigurationError
-from medsign.keys import KeyStore, MasterKeyring, keyring_directory, open_key_store
+from medsign.keys import (
+    KeyStore,
+    MasterKeyring,
+    SoftwareKeyStore,
+    keyring_directory,
+    open_key_store,
+    open_keyring,
+)
+from medsign.keys.sealing import DataSealer
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,7 @@ class Runtime:
     authority: CertificateAuthority
     crls: CRLPublisher
     ocsp: OCSPResponder
+    sealer: DataSealer
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -68,7 +77,10 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
     )
     authority.add_status_listener(crls.on_status_change)
     authority.add_status_listener(ocsp.on_status_change)
-    return Runtime(settings, database, clock, keystore, authority, crls, ocsp)
+    # The sealer shares the software store's keyring object so a rotation is seen by both.
+    keyring = keystore.keyring if isinstance(keystore, SoftwareKeyStore) else open_keyring(settings)
+    sealer = DataSealer(keyring, database)
+    return Runtime(settings, database, clock, keystore, authority, crls, ocsp, sealer)
 
 
 def initialise(
@@ -90,7 +102,8 @@ def initialise(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)
     first_run = not is_initialised(settings)
-    if settings.keystore is KeyStoreKind.SOFTWARE and settings.master_secret is None:
+    # The keyring also seals application secrets and personal data, whatever the key store.
+    if settings.master_secret is None:
         directory = keyring_directory(settings)
         if not any(directory.glob("master-*.key")):
             MasterKeyring.create(directory)

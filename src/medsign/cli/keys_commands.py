@@ -16,26 +16,22 @@ def keys() -> None:
     """Key store operations."""
 
 
-def _software_store(runtime: object) -> object:
-    from medsign.keys import SoftwareKeyStore
-
-    store = getattr(runtime, "keystore", None)
-    if not isinstance(store, SoftwareKeyStore):
-        raise ConfigurationError("master-secret rotation applies to the software key store only")
-    return store
-
-
 @keys.command("rotate-master")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @data_dir_option
 @reports_errors
 def rotate_master(batch_size: int, data_dir: Path | None) -> None:
-    """Create a new master secret and re-wrap every key with it, while serving goes on."""
+    """Create a new master secret; re-wrap every key and re-seal every secret with it, while
+    serving goes on."""
     from medsign.keys import SoftwareKeyStore
 
     with runtime_for(data_dir) as runtime:
-        store = _software_store(runtime)
-        assert isinstance(store, SoftwareKeyStore)
+        store = runtime.keystore
+        if not isinstance(store, SoftwareKeyStore):
+            runtime.sealer.keyring_add_version()
+            resealed = runtime.sealer.reseal_all(batch_size=batch_size)
+            click.echo(f"re-sealed {resealed} value(s); token keys are not affected")
+            return
         with click.progressbar(length=1, label="re-wrapping keys") as bar:
 
             def progress(p: object) -> None:
@@ -46,7 +42,11 @@ def rotate_master(batch_size: int, data_dir: Path | None) -> None:
                     bar.update(done - bar.pos)
 
             report = store.rotate_master(batch_size=batch_size, progress=progress)
-    click.echo(f"master version {report.version}; re-wrapped {report.rewrapped} key(s)")
+        resealed = runtime.sealer.reseal_all(batch_size=batch_size)
+    click.echo(
+        f"master version {report.version}; re-wrapped {report.rewrapped} key(s),"
+        f" re-sealed {resealed} value(s)"
+    )
 
 
 @keys.command("retire-master")
@@ -57,9 +57,17 @@ def retire_master(data_dir: Path | None) -> None:
     from medsign.keys import SoftwareKeyStore
 
     with runtime_for(data_dir) as runtime:
-        store = _software_store(runtime)
-        assert isinstance(store, SoftwareKeyStore)
-        retired = store.retire_old_versions()
+        stale = runtime.sealer.versions_in_use() - {runtime.sealer.current_version}
+        if stale:
+            raise ConfigurationError(
+                f"sealed values still use master version(s) {sorted(stale)};"
+                " run `medsign keys rotate-master` to completion first"
+            )
+        store = runtime.keystore
+        if isinstance(store, SoftwareKeyStore):
+            retired = store.retire_old_versions()
+        else:
+            retired = runtime.sealer.retire_old_versions()
     click.echo(f"retired versions: {', '.join(map(str, retired)) or 'none'}")
 
 

@@ -75,6 +75,22 @@ class DataSealer:
     def __repr__(self) -> str:
         return "<DataSealer>"
 
+    @property
+    def current_version(self) -> int:
+        return self._keyring.current_version
+
+    def keyring_add_version(self) -> int:
+        """Start a rotation when no software key store owns the keyring."""
+        return self._keyring.add_version()
+
+    def retire_old_versions(self) -> list[int]:
+        """Delete master versions no sealed value uses (only when no key store needs them)."""
+        in_use = self.versions_in_use() | {self.current_version}
+        retired = [v for v in self._keyring.versions if v not in in_use]
+        for version in retired:
+            self._keyring.retire(version)
+        return retired
+
     def _aead(self, version: int) -> AESGCM:
         aead = self._keys.get(version)
         if aead is None:
