@@ -13,7 +13,17 @@ from starlette.concurrency import run_in_threadpool
 
 import medsign
 from medsign.api.problems import install_problem_handlers
-from medsign.api.routes import admin, health, pki
+from medsign.api.routes import (
+    admin,
+    applications,
+    enrolment,
+    health,
+    pki,
+    signing,
+    staff,
+    tsa,
+    verify,
+)
 from medsign.api.schemas import Problem
 from medsign.runtime import Runtime
 
@@ -56,6 +66,8 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(admin.router)
+    for module in (applications, staff, enrolment, signing, tsa, verify):
+        app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
