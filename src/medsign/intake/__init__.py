@@ -1,0 +1,1 @@
+"""Intake: signature requests from applications — validation, idempotency, states, expiry."""
