@@ -26,7 +26,7 @@ from crl_ocsp_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medsign.ca.authority import CertificateRecord
+from medsign.ca.authority import CertificateAuthority, CertificateRecord
 from medsign.ca.ocsp import MAX_CERT_IDS, OCSPResponder
 from medsign.clock import FixedClock
 from medsign.crypto import AlgorithmFamily, PublicKey, verify
@@ -644,3 +644,53 @@ def test_response_encoding_matches_asn1crypto() -> None:
     )
     assert ours == reference.dump()
     assert ocsp.ResponseData.load(ours, strict=True).native == reference.native
+
+
+# -- pre-produced responses for requests without a nonce (RFC 5019) ----------------------
+
+
+def _uses(pki: PKI) -> int:
+    from medsign.keys.usage import key_uses
+
+    responder = pki.authority.ocsp_responder(pki.issuing.id)
+    assert responder is not None and responder.key_id is not None
+    return len(key_uses(pki.database, responder.key_id, limit=1000))
+
+
+def test_nonceless_response_is_reused_while_status_is_unchanged(p256: PKI) -> None:
+    leaf = p256.issue_leaf()
+    request = cert_id_request(p256.issuing.certificate_der, [serial(leaf)])
+    first = p256.ocsp.respond(request)
+    p256.clock.advance(dt.timedelta(seconds=10))
+    assert p256.ocsp.respond(request) == first
+    assert _uses(p256) == 1  # one signature, one record
+    # Older than the reuse window: signed afresh.
+    p256.clock.advance(dt.timedelta(seconds=60))
+    assert p256.ocsp.respond(request) != first
+    assert _uses(p256) == 2
+
+
+def test_requests_with_a_nonce_are_always_signed_afresh(p256: PKI) -> None:
+    leaf = p256.issue_leaf()
+    request = cert_id_request(p256.issuing.certificate_der, [serial(leaf)], nonce=b"n" * 16)
+    verify_response(p256.ocsp.respond(request), p256)
+    verify_response(p256.ocsp.respond(request), p256)
+    assert _uses(p256) == 2
+
+
+def test_revocation_by_another_process_is_seen_by_the_next_nonceless_answer(
+    p256: PKI, tmp_path: Path
+) -> None:
+    leaf = p256.issue_leaf()
+    request = cert_id_request(p256.issuing.certificate_der, [serial(leaf)])
+    assert single_statuses(verify_response(p256.ocsp.respond(request), p256))[0][1] == "good"
+    # Another process (the CLI): its own authority, no listener reaches this responder.
+    other = CertificateAuthority(p256.database, p256.keystore, p256.clock, "http://medsign.test")
+    other.hold(leaf.serial_hex, actor="cli")
+    held = single_statuses(verify_response(p256.ocsp.respond(request), p256))
+    assert held[0][1] == "revoked" and held[0][2][1] == "certificate_hold"
+    other.release(leaf.serial_hex, actor="cli")
+    assert single_statuses(verify_response(p256.ocsp.respond(request), p256))[0][1] == "good"
+    other.revoke(leaf.serial_hex, "keyCompromise", actor="cli")
+    revoked = single_statuses(verify_response(p256.ocsp.respond(request), p256))
+    assert revoked[0][1] == "revoked" and revoked[0][2][1] == "key_compromise"

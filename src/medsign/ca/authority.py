@@ -5,6 +5,16 @@ every key use in its own transaction; so signatures are made first and the CA's 
 written afterwards, in one go (SQLite allows one writer at a time, and a CA transaction
 holding the write lock while the key store tries to record a use would wait on itself). If
 anything fails before the commit, no certificate row or event exists.
+
+Issuance is a hot path (a certificate per patient signature), so what cannot change is kept in
+memory: per algorithm family, the issuing CA's record, its key handle and an
+``IssuerContext`` (issuer name, key identifiers, constant extensions per profile, the parsed
+issuer key for the post-signing check). CA rows are immutable once created (only their CRL
+number moves, which issuance does not use), and a family gets at most one issuing CA from
+``initialise_hierarchy``; the cache is still re-read after ``CA_CACHE_SECONDS`` so a CA added
+by hand or by another process is picked up. Certificate status is never cached here. An
+issuance is then two short transactions: the key store's (key row read, key-use record) and
+ours (certificate row and its event, as plain Core inserts).
 """
 
 from __future__ import annotations
@@ -14,16 +24,18 @@ import builtins
 import datetime as dt
 import logging
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from asn1crypto import x509
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from medsign.ca.builder import Issuer, PKIURLs, build_certificate
+from medsign.ca.builder import Issuer, IssuerContext, PKIURLs, build_certificate
 from medsign.ca.csr import verify_csr
 from medsign.ca.names import (
     SubjectInput,
@@ -84,6 +96,13 @@ _FAMILY_LABEL = {
 }
 
 StatusListener = Callable[[str], None]
+
+# How long an issuing CA found for a family is used without looking at the database again.
+CA_CACHE_SECONDS = 300.0
+
+# Plain Core inserts: issuance writes two rows and needs no ORM unit of work for them.
+_CERTIFICATE_INSERT = insert(CertificateRow.__table__)  # type: ignore[arg-type]
+_EVENT_INSERT = insert(CertificateEventRow.__table__)  # type: ignore[arg-type]
 
 
 def pem_encode(der: bytes, label: str = "CERTIFICATE") -> str:
@@ -207,6 +226,15 @@ def certificate_row(
     )
 
 
+@dataclass(frozen=True)
+class _IssuingCA:
+    """An issuing CA ready to sign: its record and its certificate factory."""
+
+    record: CARecord
+    context: IssuerContext
+    loaded_at: float
+
+
 def split_certificates(blob: bytes | None) -> list[bytes]:
     """Concatenated DER certificates (how ``chain_der`` is stored) back into a list."""
     out: list[bytes] = []
@@ -237,6 +265,8 @@ class CertificateAuthority:
         self._urls = PKIURLs(base_url)
         self._profiles = profiles
         self._listeners: list[StatusListener] = []
+        self._issuing: dict[AlgorithmFamily, _IssuingCA] = {}
+        self._issuing_lock = threading.Lock()
 
     @property
     def profiles(self) -> ProfileSet:
@@ -296,7 +326,13 @@ class CertificateAuthority:
                 )
                 continue
             self._create_family(organization_name, family, actor=actor)
+            self.invalidate_cache()
         return self.list_cas()
+
+    def invalidate_cache(self) -> None:
+        """Forget the cached issuing CAs (they are re-read on the next issuance)."""
+        with self._issuing_lock:
+            self._issuing.clear()
 
     def _cas_of_family(self, family: AlgorithmFamily) -> list[CARecord]:
         return [ca for ca in self.list_cas() if ca.family is family]
@@ -436,6 +472,26 @@ class CertificateAuthority:
 
     def issuing_ca(self, family: AlgorithmFamily) -> CARecord:
         """The issuing CA for a family (the newest, should there ever be several)."""
+        return self._issuing_ca(family).record
+
+    def _issuing_ca(self, family: AlgorithmFamily) -> _IssuingCA:
+        cached = self._issuing.get(family)
+        if cached is not None and time.monotonic() - cached.loaded_at < CA_CACHE_SECONDS:
+            return cached
+        record = self._newest_issuing_ca(family)
+        if cached is not None and cached.record == record:
+            fresh = _IssuingCA(record, cached.context, time.monotonic())
+        else:
+            key = self._keystore.get(record.key_id)
+            issuer = self._issuer(record.id, record.certificate_der, key)
+            fresh = _IssuingCA(
+                record, IssuerContext(self._keystore, issuer, self._urls), time.monotonic()
+            )
+        with self._issuing_lock:
+            self._issuing[family] = fresh
+        return fresh
+
+    def _newest_issuing_ca(self, family: AlgorithmFamily) -> CARecord:
         candidates = [ca for ca in self._cas_of_family(family) if ca.level == ISSUING]
         if not candidates:
             raise StateError(
@@ -518,33 +574,70 @@ class CertificateAuthority:
     ) -> CertificateRecord:
         if public_key.algorithm not in profile.key_algorithms:
             raise InputError(f"profile {profile.name} does not accept {public_key.algorithm} keys")
-        ca = self.issuing_ca(public_key.algorithm.family)
-        issuer_key = self._keystore.get(ca.key_id)
-        der = build_certificate(
-            self._keystore,
-            issuer=self._issuer(ca.id, ca.certificate_der, issuer_key),
+        issuing = self._issuing_ca(public_key.algorithm.family)
+        ca = issuing.record
+        built = issuing.context.build(
             subject=subject,
             public_key=public_key,
             profile=profile,
             serial=new_serial(),
             not_before=self._clock.now(),
-            urls=self._urls,
             actor=actor,
         )
-        with self._database.session() as session:
-            row = certificate_row(
-                der,
-                profile=profile.name,
-                issuer_ca_id=ca.id,
-                key_id=key_id,
-                source=INTERNAL,
-                created_at=self._clock.now(),
-                replaces_id=replaces_id,
+        now = self._clock.now()
+        record = CertificateRecord(
+            id=new_id("crt"),
+            serial_hex=serial_hex(built.serial),
+            profile=profile.name,
+            subject=render_name(subject)[:500],
+            status=GOOD,
+            not_before=built.not_before,
+            not_after=built.not_after,
+            certificate_der=built.der,
+            issuer_ca_id=ca.id,
+            key_id=KeyId(key_id) if key_id is not None else None,
+            revocation_reason=None,
+            revoked_at=None,
+            source=INTERNAL,
+            replaces_id=replaces_id,
+        )
+        # One short transaction for the row and its event; the values are the ones just
+        # encoded into the certificate, so nothing is parsed back.
+        with self._database.engine.begin() as connection:
+            connection.execute(
+                _CERTIFICATE_INSERT,
+                {
+                    "id": record.id,
+                    "serial_hex": record.serial_hex,
+                    "issuer_ca_id": ca.id,
+                    "issuer_name_der": issuing.context.name_der,
+                    "source": INTERNAL,
+                    "profile": profile.name,
+                    "subject": record.subject,
+                    "key_id": key_id,
+                    "public_key_der": public_key.der,
+                    "certificate_der": built.der,
+                    "chain_der": None,
+                    "not_before": built.not_before,
+                    "not_after": built.not_after,
+                    "status": GOOD,
+                    "revocation_reason": None,
+                    "revoked_at": None,
+                    "replaces_id": replaces_id,
+                    "created_at": now,
+                },
             )
-            session.add(row)
-            session.flush()
-            self._event(session, row.id, action, None, actor)
-            return certificate_record(row)
+            connection.execute(
+                _EVENT_INSERT,
+                {
+                    "certificate_id": record.id,
+                    "action": action,
+                    "reason": None,
+                    "actor": actor[:200],
+                    "at": now,
+                },
+            )
+        return record
 
     def issue_from_csr(
         self,

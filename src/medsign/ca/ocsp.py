@@ -27,6 +27,14 @@ The status of each certificate is read from the database on every request, so re
 visible at once; only facts that cannot change for a given row (CA certificate hashes, the
 responder certificate and its key handle) are cached, the latter for at most
 ``RESPONDER_CACHE_SECONDS`` and dropped by ``on_status_change``.
+
+Pre-produced responses (RFC 5019 §2.2, §6): a request WITHOUT a nonce may be answered with a
+response signed earlier for the same CertIDs, but only if the statuses just read from the
+database are exactly the ones in that response, it was signed by the current responder
+certificate, and it is younger than ``REUSE_SECONDS`` (and than a quarter of the validity).
+So a revocation committed by any process is reflected in the very next answer, as before;
+what is reused is only the signature over unchanged facts (a client sees a producedAt up to
+``REUSE_SECONDS`` old). Requests with a nonce are always signed afresh.
 """
 
 from __future__ import annotations
@@ -39,18 +47,18 @@ import logging
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asn1crypto import core, ocsp, x509
+from asn1crypto import algos, core, ocsp, x509
 from asn1crypto import crl as asn1_crl
 from sqlalchemy import bindparam, select
 
 from medsign.ca.crl import revocation_reason
-from medsign.ca.signing import default_scheme, sign_structure
+from medsign.ca.signing import StructureSigner, der_tlv
 from medsign.clock import Clock, ensure_utc
 from medsign.crypto.types import SignatureScheme
-from medsign.crypto.x509alg import signature_algorithm
 from medsign.db import Database
 from medsign.db.tables import CertificateAuthorityRow, CertificateRow
 from medsign.ids import KeyId
@@ -68,6 +76,8 @@ MAX_REQUEST_SIZE = 64 * 1024
 MAX_CERT_IDS = 64
 MAX_NONCE_SIZE = 32  # RFC 8954 §2.1
 RESPONDER_CACHE_SECONDS = 60.0
+REUSE_SECONDS = 60
+REUSE_ENTRIES = 4096
 
 # CertID hash algorithms we can match (asn1crypto name → hashlib name).
 CERT_ID_HASHES: dict[str, str] = {
@@ -124,6 +134,7 @@ class _Responder:
     ca_id: str
     key: KeyRef
     scheme: SignatureScheme
+    signer: StructureSigner
     # DER pieces that are the same in every response this responder signs.
     responder_id_der: bytes  # [2] EXPLICIT KeyHash
     algorithm_der: bytes  # AlgorithmIdentifier
@@ -138,6 +149,17 @@ class _Status:
     status: str
     reason: str | None
     revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class _Produced:
+    """A signed response to a nonce-less request, and the facts it states."""
+
+    responder_certs_der: bytes
+    responder_key_id: str
+    statuses: tuple[_Status | None, ...]
+    produced_at: dt.datetime
+    response: bytes
 
 
 def _issuer_hashes(certificate_der: bytes) -> dict[str, tuple[bytes, bytes]]:
@@ -164,6 +186,165 @@ def _parse_request(request_der: bytes) -> _ParsedRequest:
         raise _Reject(MALFORMED_REQUEST, "empty request")
     if len(request_der) > MAX_REQUEST_SIZE:
         raise _Reject(MALFORMED_REQUEST, "request too large")
+    fast = _parse_plain_request(bytes(request_der))
+    if fast is not None:
+        return fast
+    return _parse_any_request(request_der)
+
+
+# -- the plain request, read without building an asn1crypto tree ---------------------------
+#
+# Almost every request is the shape OpenSSL and browsers send: unsigned, no version, no
+# requestorName, CertIDs without per-request extensions, at most a nonce. That shape is read
+# here by a strict DER reader; anything else it does not fully understand (other encodings,
+# other fields, other extensions, a nonce it would have to judge) makes it give up, and
+# ``_parse_any_request`` (asn1crypto) decides. So this reader never rejects and never accepts
+# what the full parser would refuse; tests/ca/test_ocsp_parse.py checks that the two agree.
+
+_TAG_SEQUENCE = 0x30
+_TAG_OCTET_STRING = 0x04
+_TAG_INTEGER = 0x02
+_TAG_OID = 0x06
+_NULL = b"\x05\x00"
+_OID_NONCE_VALUE = bytes.fromhex("2b0601050507300102")  # contents of id-pkix-ocsp-nonce
+
+
+def _digest_oids() -> dict[bytes, str]:
+    """OID contents → asn1crypto name, for the CertID hashes we can match."""
+    out: dict[bytes, str] = {}
+    for name in CERT_ID_HASHES:
+        try:
+            oid = algos.DigestAlgorithmId(name)
+        except ValueError:
+            continue
+        out[bytes(oid.contents)] = name
+    return out
+
+
+_DIGEST_OIDS = _digest_oids()
+
+
+def _tlv_at(data: bytes, pos: int, end: int) -> tuple[int, int, int] | None:
+    """(tag, contents start, contents end) of the minimal-DER TLV at ``pos``, within ``end``."""
+    if pos + 2 > end:
+        return None
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:  # high tag numbers: not in an OCSP request we read here
+        return None
+    first = data[pos + 1]
+    if first < 0x80:
+        start = pos + 2
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 3 or pos + 2 + count > end or data[pos + 2] == 0:
+            return None  # indefinite, absurd or non-minimal length
+        length = int.from_bytes(data[pos + 2 : pos + 2 + count], "big")
+        if length < 0x80:
+            return None  # DER uses the short form for these
+        start = pos + 2 + count
+    if start + length > end:
+        return None
+    return tag, start, start + length
+
+
+def _plain_cert_id(data: bytes, tlv_start: int, start: int, end: int) -> _Query | None:
+    """A CertID whose hash is one we know, with absent or NULL parameters."""
+    algorithm = _tlv_at(data, start, end)
+    if algorithm is None or algorithm[0] != _TAG_SEQUENCE:
+        return None
+    oid = _tlv_at(data, algorithm[1], algorithm[2])
+    if oid is None or oid[0] != _TAG_OID:
+        return None
+    hash_name = _DIGEST_OIDS.get(data[oid[1] : oid[2]])
+    parameters = data[oid[2] : algorithm[2]]
+    if hash_name is None or parameters not in (b"", _NULL):
+        return None
+    name_hash = _tlv_at(data, algorithm[2], end)
+    if name_hash is None or name_hash[0] != _TAG_OCTET_STRING:
+        return None
+    key_hash = _tlv_at(data, name_hash[2], end)
+    if key_hash is None or key_hash[0] != _TAG_OCTET_STRING:
+        return None
+    serial = _tlv_at(data, key_hash[2], end)
+    if serial is None or serial[0] != _TAG_INTEGER or serial[2] != end or serial[1] == serial[2]:
+        return None
+    return _Query(
+        cert_id_der=data[tlv_start:end],
+        hash_name=hash_name,
+        name_hash=data[name_hash[1] : name_hash[2]],
+        key_hash=data[key_hash[1] : key_hash[2]],
+        serial=int.from_bytes(data[serial[1] : serial[2]], "big", signed=True),
+    )
+
+
+def _plain_nonce(data: bytes, start: int, end: int) -> bytes | None:
+    """[2] EXPLICIT Extensions holding exactly one non-critical, well-formed nonce."""
+    extensions = _tlv_at(data, start, end)
+    if extensions is None or extensions[0] != _TAG_SEQUENCE or extensions[2] != end:
+        return None
+    extension = _tlv_at(data, extensions[1], extensions[2])
+    if extension is None or extension[0] != _TAG_SEQUENCE or extension[2] != extensions[2]:
+        return None
+    oid = _tlv_at(data, extension[1], extension[2])
+    if oid is None or oid[0] != _TAG_OID or data[oid[1] : oid[2]] != _OID_NONCE_VALUE:
+        return None
+    value = _tlv_at(data, oid[2], extension[2])
+    if value is None or value[0] != _TAG_OCTET_STRING or value[2] != extension[2]:
+        return None
+    raw = data[value[1] : value[2]]
+    inner = _tlv_at(raw, 0, len(raw))
+    if inner is None or inner[0] != _TAG_OCTET_STRING or inner[2] != len(raw):
+        return None
+    if not 1 <= inner[2] - inner[1] <= MAX_NONCE_SIZE:
+        return None
+    return raw
+
+
+def _parse_plain_request(data: bytes) -> _ParsedRequest | None:
+    """The plain request shape (see above), or None to leave the request to asn1crypto."""
+    outer = _tlv_at(data, 0, len(data))
+    if outer is None or outer[0] != _TAG_SEQUENCE or outer[2] != len(data):
+        return None
+    tbs = _tlv_at(data, outer[1], outer[2])
+    if tbs is None or tbs[0] != _TAG_SEQUENCE or tbs[2] != outer[2]:  # no optionalSignature
+        return None
+    request_list = _tlv_at(data, tbs[1], tbs[2])  # first field: no version, no requestorName
+    if request_list is None or request_list[0] != _TAG_SEQUENCE:
+        return None
+    queries: list[_Query] = []
+    position = request_list[1]
+    while position < request_list[2]:
+        if len(queries) == MAX_CERT_IDS:
+            return None
+        request = _tlv_at(data, position, request_list[2])
+        if request is None or request[0] != _TAG_SEQUENCE:
+            return None
+        cert_id = _tlv_at(data, request[1], request[2])
+        # The CertID must fill the Request: no singleRequestExtensions.
+        if cert_id is None or cert_id[0] != _TAG_SEQUENCE or cert_id[2] != request[2]:
+            return None
+        # The CertID's TLV starts where the Request's contents do.
+        query = _plain_cert_id(data, request[1], cert_id[1], cert_id[2])
+        if query is None:
+            return None
+        queries.append(query)
+        position = request[2]
+    if not queries:
+        return None
+    nonce: bytes | None = None
+    if request_list[2] != tbs[2]:
+        extensions = _tlv_at(data, request_list[2], tbs[2])
+        if extensions is None or extensions[0] != 0xA2 or extensions[2] != tbs[2]:
+            return None
+        nonce = _plain_nonce(data, extensions[1], extensions[2])
+        if nonce is None:
+            return None
+    return _ParsedRequest(queries=tuple(queries), nonce_extension=nonce)
+
+
+def _parse_any_request(request_der: bytes) -> _ParsedRequest:
+    """Every request shape, through asn1crypto; raises ``_Reject`` on what it refuses."""
     try:
         request = ocsp.OCSPRequest.load(bytes(request_der), strict=True)
         tbs = request["tbs_request"]
@@ -245,6 +426,20 @@ _STATUS_QUERY = select(
 )
 
 
+# The usual request names one certificate; a plain equality spares the expanding IN clause
+# its per-execution rewriting.
+_ONE_STATUS_QUERY = select(
+    CertificateRow.serial_hex,
+    CertificateRow.status,
+    CertificateRow.revocation_reason,
+    CertificateRow.revoked_at,
+    CertificateRow.created_at,
+).where(
+    CertificateRow.issuer_ca_id == bindparam("ca_id"),
+    CertificateRow.serial_hex == bindparam("serial"),
+)
+
+
 class OCSPResponder:
     """Answers OCSP requests for every issuing CA in the database."""
 
@@ -266,6 +461,8 @@ class OCSPResponder:
         self._by_hash: dict[tuple[str, bytes, bytes], _Authority] = {}
         self._known_cas: set[str] = set()
         self._responders: dict[str, _Responder] = {}
+        self._reuse_for = min(dt.timedelta(seconds=REUSE_SECONDS), validity / 4)
+        self._produced: OrderedDict[tuple[bytes, ...], _Produced] = OrderedDict()
 
     # -- public -------------------------------------------------------------------------
 
@@ -296,11 +493,14 @@ class OCSPResponder:
         """Authority listener: the responder certificate itself may have been revoked."""
         with self._lock:
             self._responders.pop(ca_id, None)
+            # Not needed for correctness (statuses are compared on every reuse); frees memory.
+            self._produced.clear()
 
     def invalidate(self) -> None:
         """Forget every cached CA and responder (after key or certificate rotation)."""
         with self._lock:
             self._responders.clear()
+            self._produced.clear()
             self._by_hash.clear()
             self._known_cas.clear()
 
@@ -314,27 +514,68 @@ class OCSPResponder:
         authority = self._authority_for(request.queries)
         now = ensure_utc(self._clock.now()).replace(microsecond=0)
         responder = self._responder(authority, now)
-        statuses = self._statuses(authority.id, [query.serial for query in request.queries])
+        found = self._statuses(authority.id, [query.serial for query in request.queries])
+        statuses = tuple(found.get(query.serial) for query in request.queries)
+        reuse_key = None
+        if request.nonce_extension is None:
+            reuse_key = tuple(query.cert_id_der for query in request.queries)
+            earlier = self._reusable(reuse_key, responder, statuses, now)
+            if earlier is not None:
+                return earlier
         tbs = encode_response_data(
             responder_id_der=responder.responder_id_der,
             produced_at=now,
-            singles=[(query.cert_id_der, statuses.get(query.serial)) for query in request.queries],
+            singles=[
+                (query.cert_id_der, status)
+                for query, status in zip(request.queries, statuses, strict=True)
+            ],
             next_update=now + self._validity,
             nonce_extension=request.nonce_extension,
         )
-        _, signature = sign_structure(
-            self._keystore,
-            responder.key,
-            tbs,
-            actor=OCSP_ACTOR,
-            purpose=OCSP_PURPOSE,
-            scheme=responder.scheme,
-        )
+        signature = responder.signer.sign(tbs, actor=OCSP_ACTOR, purpose=OCSP_PURPOSE)
         basic = _tlv(
             0x30,
             tbs + responder.algorithm_der + _tlv(0x03, b"\x00" + signature) + responder.certs_der,
         )
-        return _successful(basic)
+        response = _successful(basic)
+        if reuse_key is not None:
+            self._keep(
+                reuse_key,
+                _Produced(
+                    responder_certs_der=responder.certs_der,
+                    responder_key_id=responder.key.id,
+                    statuses=statuses,
+                    produced_at=now,
+                    response=response,
+                ),
+            )
+        return response
+
+    def _reusable(
+        self,
+        key: tuple[bytes, ...],
+        responder: _Responder,
+        statuses: tuple[_Status | None, ...],
+        now: dt.datetime,
+    ) -> bytes | None:
+        """A response signed earlier that states exactly what the database says now."""
+        earlier = self._produced.get(key)
+        if (
+            earlier is None
+            or earlier.statuses != statuses
+            or earlier.responder_certs_der != responder.certs_der
+            or earlier.responder_key_id != responder.key.id
+            or not earlier.produced_at <= now < earlier.produced_at + self._reuse_for
+        ):
+            return None
+        return earlier.response
+
+    def _keep(self, key: tuple[bytes, ...], produced: _Produced) -> None:
+        with self._lock:
+            self._produced[key] = produced
+            self._produced.move_to_end(key)
+            while len(self._produced) > REUSE_ENTRIES:
+                self._produced.popitem(last=False)
 
     def _authority_for(self, queries: Sequence[_Query]) -> _Authority:
         found: _Authority | None = None
@@ -428,7 +669,8 @@ class OCSPResponder:
             return None
         certificate = x509.Certificate.load(row.certificate_der)
         key = self._keystore.get(KeyId(row.key_id))
-        scheme = default_scheme(key)
+        signer = StructureSigner(self._keystore, key)
+        scheme = signer.scheme
         spki = certificate["tbs_certificate"]["subject_public_key_info"]
         key_hash = hashlib.sha1(
             bytes(spki["public_key"].contents)[1:], usedforsecurity=False
@@ -437,8 +679,9 @@ class OCSPResponder:
             ca_id=ca_id,
             key=key,
             scheme=scheme,
+            signer=signer,
             responder_id_der=bytes(ocsp.ResponderId({"by_key": key_hash}).dump()),
-            algorithm_der=bytes(signature_algorithm(scheme).dump()),
+            algorithm_der=signer.algorithm_der,
             certs_der=_tlv(0xA0, _tlv(0x30, bytes(certificate.dump()))),
             not_before=ensure_utc(row.not_before),
             not_after=ensure_utc(row.not_after),
@@ -452,9 +695,13 @@ class OCSPResponder:
         # A plain connection, not an ORM session: this read runs for every request and the
         # session's unit-of-work bookkeeping cost more than the query.
         with self._db.engine.connect() as connection:
-            rows = connection.execute(
-                _STATUS_QUERY, {"ca_id": ca_id, "serials": list(by_hex)}
-            ).all()
+            if len(by_hex) == 1:
+                (only,) = by_hex
+                rows = connection.execute(_ONE_STATUS_QUERY, {"ca_id": ca_id, "serial": only}).all()
+            else:
+                rows = connection.execute(
+                    _STATUS_QUERY, {"ca_id": ca_id, "serials": list(by_hex)}
+                ).all()
         statuses: dict[int, _Status] = {}
         for serial_hex, status, reason, revoked_at, created_at in rows:
             if status == "good":
@@ -482,12 +729,7 @@ _UNKNOWN = b"\x82\x00"  # [2] IMPLICIT NULL
 _REASON_CODES = {name: code for code, name in asn1_crl.CRLReason._map.items()}
 
 
-def _tlv(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes((tag, size)) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((tag, 0x80 | len(length))) + length + content
+_tlv = der_tlv
 
 
 def _generalized_time(value: dt.datetime) -> bytes:

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -46,12 +47,14 @@ from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
     check_label,
+    check_signing_request,
+    insert_key_use,
+    insert_key_use_if_current,
     key_ref,
-    load_for_signing,
     load_key_row,
+    load_signing_key,
     parse_algorithm,
     parse_scheme,
-    record_key_use,
 )
 
 KIND = "software"
@@ -79,6 +82,25 @@ def derive_kek(secret: bytes, version: int) -> bytes:
 def wrap_aad(key_id: str, algorithm: KeyAlgorithm, version: int) -> bytes:
     parts = (AAD_LABEL, key_id.encode("ascii"), str(algorithm).encode("ascii"))
     return b"\x00".join(parts) + struct.pack(">I", version)
+
+
+class WrappedKey(Protocol):
+    """What unwrapping reads from a key row (an ORM ``KeyRow`` or a ``SigningKey``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def public_key_der(self) -> bytes: ...
+
+    @property
+    def wrapped_key(self) -> bytes | None: ...
+
+    @property
+    def master_version(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,17 @@ class _KeyCache:
             self._entries.move_to_end(key_id)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+
+    def peek(self, key_id: str) -> tuple[int, bytes, PrivateKey] | None:
+        """(master version, wrapped blob, key) of the cached entry, to be checked by the caller."""
+        with self._lock:
+            entry = self._entries.get(key_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key_id)
+        fingerprint, key = entry
+        (version,) = struct.unpack(">I", fingerprint[:4])
+        return version, fingerprint[4:], key
 
     def rebind(self, key_id: str, old: bytes, new: bytes) -> None:
         """After a re-wrap the key is unchanged: keep it cached under its new fingerprint."""
@@ -218,15 +251,40 @@ class SoftwareKeyStore:
         purpose: str,
     ) -> bytes:
         scheme = parse_scheme(scheme)
-        with self._database.session() as session:
-            row = load_for_signing(
-                session, key_id, KIND, scheme, digest, actor=actor, purpose=purpose
+        check_signing_request(digest, actor=actor, purpose=purpose)
+        cached = self._cache.peek(key_id)
+        # One short transaction on a plain connection, committed only after the signature was
+        # made: a signature is never handed out without its record, and a refused or failed
+        # request leaves none. The key row is consulted inside it every time, so a destroy or
+        # re-wrap committed by another process takes effect at once.
+        with self._database.engine.begin() as connection:
+            if cached is not None and scheme.family is cached[2].algorithm.family:
+                # Fast path: the record is inserted only if the row is still active and holds
+                # exactly the blob the cached key was unwrapped from.
+                version, blob, private = cached
+                if insert_key_use_if_current(
+                    connection,
+                    self._clock,
+                    key_id,
+                    scheme,
+                    digest,
+                    actor=actor,
+                    purpose=purpose,
+                    store=KIND,
+                    algorithm=private.algorithm,
+                    master_version=version,
+                    wrapped_key=blob,
+                ):
+                    return private.sign_digest(scheme, digest)
+            # Full path: read the row (precise errors), unwrap if needed, record.
+            row = load_signing_key(
+                connection, key_id, KIND, scheme, digest, actor=actor, purpose=purpose
             )
             private = self._private_key(row)
             signature = private.sign_digest(scheme, digest)
             # Same transaction: a signature is never handed out without its record.
-            record_key_use(
-                session, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose
+            insert_key_use(
+                connection, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose
             )
         return signature
 
@@ -375,7 +433,7 @@ class SoftwareKeyStore:
         sealed = self._aead(version).encrypt(nonce, pkcs8, wrap_aad(key_id, algorithm, version))
         return WRAP_FORMAT + nonce + sealed
 
-    def _unwrap(self, row: KeyRow) -> bytes:
+    def _unwrap(self, row: WrappedKey) -> bytes:
         blob, version = row.wrapped_key, row.master_version
         if blob is None or version is None:
             raise KeyUseError(f"key {row.id} has no key material")
@@ -392,7 +450,7 @@ class SoftwareKeyStore:
                 public="The signing key could not be used",
             ) from exc
 
-    def _unwrap_row(self, row: KeyRow) -> PrivateKey:
+    def _unwrap_row(self, row: WrappedKey) -> PrivateKey:
         pkcs8 = self._unwrap(row)
         try:
             private = PrivateKey.from_pkcs8_der(pkcs8)
@@ -402,7 +460,7 @@ class SoftwareKeyStore:
             raise KeyUseError(f"key {row.id}: unwrapped key does not match its public key")
         return private
 
-    def _private_key(self, row: KeyRow) -> PrivateKey:
+    def _private_key(self, row: WrappedKey) -> PrivateKey:
         if row.wrapped_key is None or row.master_version is None:
             raise KeyUseError(f"key {row.id} has no key material")
         fingerprint = _fingerprint(row.master_version, row.wrapped_key)
