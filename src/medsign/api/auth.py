@@ -1,0 +1,66 @@
+"""The FastAPI dependency that authenticates calls from registered applications.
+
+Use ``ApplicationDep`` on every ``/api/v1`` route a hospital system calls, and filter every
+query by ``app.id``::
+
+    @router.get("/api/v1/things/{thing_id}")
+    def get_thing(thing_id: str, app: ApplicationDep, runtime: RuntimeDep) -> ThingPublic: ...
+
+The dependency reads the raw body itself (bounded by the configured limit) and puts it back
+where Starlette caches it, so the route can still declare a pydantic body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from medsign.api.deps import RuntimeDep
+from medsign.apps.auth import AuthenticatedApplication, RequestAuthenticator, SignedRequest
+from medsign.errors import InputError
+
+__all__ = ["ApplicationDep", "AuthenticatedApplication", "require_application"]
+
+
+async def _read_body(request: Request, authenticator: RequestAuthenticator) -> bytes:
+    cached: bytes | None = getattr(request, "_body", None)
+    if cached is not None:
+        return cached
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        # Checked while streaming: a chunked body has no Content-Length to refuse up front.
+        authenticator.check_size(size)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    # Starlette's own cache: later ``request.body()`` / pydantic bodies read it from here.
+    request._body = body
+    return body
+
+
+async def require_application(request: Request, runtime: RuntimeDep) -> AuthenticatedApplication:
+    """The application that signed this request; a problem+json refusal otherwise."""
+    authenticator = runtime.app_auth
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError as exc:
+            raise InputError("Content-Length is not a number") from exc
+        authenticator.check_size(size)
+    body = await _read_body(request, authenticator)
+    signed = SignedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+    )
+    # Database work and HMACs stay off the event loop.
+    return await run_in_threadpool(authenticator.authenticate, signed)
+
+
+ApplicationDep = Annotated[AuthenticatedApplication, Depends(require_application)]
