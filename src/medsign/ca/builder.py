@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from medsign.ca.profiles import Profile
 from medsign.ca.signing import StructureSigner, der_tlv
-from medsign.crypto import DEFAULT_SM2_ID, PublicKey, SignatureScheme, verify
+from medsign.crypto import DEFAULT_SM2_ID, PublicKey, SignatureScheme, verify, verify_digest
 from medsign.crypto.x509alg import scheme_from_algorithm
 from medsign.errors import CertificateError, InputError, VerificationError
 from medsign.keys.base import KeyRef, KeyStore
@@ -232,9 +232,7 @@ class _SignatureCheck:
                     utils.Prehashed(hashes.SHA256()),
                 )
             elif signer.scheme is SignatureScheme.SM2_SM3:
-                from medsign.crypto.sm2 import sm2_verify_digest
-
-                sm2_verify_digest(signer.public_key.der, signer.digest(tbs_der), signature)
+                verify_digest(signer.public_key, signer.scheme, signer.digest(tbs_der), signature)
             else:
                 verify(signer.public_key, signer.scheme, tbs_der, signature)
         except (InvalidSignature, VerificationError) as exc:
