@@ -15,7 +15,7 @@ import hashlib
 
 from asn1crypto import algos
 
-from medsign.crypto import DEFAULT_SM2_ID, PublicKey, SignatureScheme
+from medsign.crypto import DEFAULT_SM2_ID, PublicKey, SignatureScheme, sm2_z
 from medsign.crypto.x509alg import signature_algorithm
 from medsign.errors import InputError
 from medsign.ids import KeyId
@@ -60,8 +60,6 @@ class StructureSigner:
         self.algorithm_der = bytes(self.algorithm.dump())
         self._z: bytes | None = None
         if chosen is SignatureScheme.SM2_SM3:
-            from medsign.crypto.sm2 import sm2_z
-
             self._z = sm2_z(public_key.ec_point, DEFAULT_SM2_ID)
 
     def __repr__(self) -> str:

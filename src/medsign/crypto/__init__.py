@@ -11,6 +11,7 @@ from medsign.crypto.public import (
     verify,
     verify_digest,
 )
+from medsign.crypto.sm2 import sm2_z
 from medsign.crypto.types import (
     DEFAULT_SM2_ID,
     AlgorithmFamily,
@@ -29,6 +30,7 @@ __all__ = [
     "der_to_raw",
     "message_digest",
     "raw_to_der",
+    "sm2_z",
     "verify",
     "verify_digest",
 ]
