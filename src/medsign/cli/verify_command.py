@@ -1,0 +1,269 @@
+"""`medsign verify FILE`: check a signature offline or against an installation.
+
+Exit status: 0 passed, 1 failed, 3 indeterminate, 2 for a usage error (bad arguments,
+unreadable files). The kind of FILE is recognised from its content, so later kinds (evidence
+packages) slot into ``_detect`` without a subcommand.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from medsign.cli.common import settings_for
+from medsign.clock import SystemClock
+from medsign.crypto.types import SignatureEncoding, SignatureScheme
+from medsign.errors import MedsignError
+from medsign.verify import (
+    CMSSignature,
+    Indication,
+    NoStatusSource,
+    RawSignature,
+    Report,
+    SignedContent,
+    TrustStore,
+    Verifier,
+    load_certificates,
+)
+
+EXIT = {Indication.PASSED: 0, Indication.FAILED: 1, Indication.INDETERMINATE: 3}
+USAGE = 2
+SCHEMES = [s.value for s in SignatureScheme]
+_PEM_CMS = (b"-----BEGIN CMS-----", b"-----BEGIN PKCS7-----")
+
+readable = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _usage(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(USAGE)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _usage(f"cannot read {path}: {exc.strerror}")
+
+
+def _pem_body(blob: bytes) -> bytes:
+    lines = [line for line in blob.strip().splitlines() if not line.startswith(b"-----")]
+    try:
+        return base64.b64decode(b"".join(lines), validate=True)
+    except (binascii.Error, ValueError):
+        _usage("malformed PEM")
+
+
+def _detect(blob: bytes, has_certificate: bool) -> str:
+    """ "cms" or "raw"; the place where evidence packages will be recognised."""
+    if blob.lstrip().startswith(_PEM_CMS):
+        return "cms"
+    if has_certificate:
+        return "raw"
+    if blob[:1] == b"\x30":
+        return "cms"
+    _usage("FILE is not CMS SignedData; for a raw signature give --cert and --scheme")
+
+
+def _raw_signature_bytes(blob: bytes) -> bytes:
+    """Raw signatures are often handed around as base64 or hex text."""
+    text = blob.strip()
+    if text and all(32 < b < 127 for b in text):
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except ValueError:
+            pass
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return blob
+
+
+def _content(data: Path | None, digest: str | None, digest_alg: str | None) -> SignedContent | None:
+    if data is not None and digest is not None:
+        _usage("give --data or --digest, not both")
+    if data is not None:
+        return SignedContent(data=_read(data))
+    if digest is not None:
+        if digest_alg is None:
+            _usage("--digest needs --digest-alg")
+        try:
+            value = bytes.fromhex(digest)
+        except ValueError:
+            _usage("--digest must be hex")
+        return SignedContent(digest=value, digest_algorithm=digest_alg)
+    return None
+
+
+def _stamp(value: dt.datetime | None) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds") if value else "-"
+
+
+def _print(report: Report) -> None:
+    click.echo(f"signature: {report.kind}" + (f" ({report.scheme})" if report.scheme else ""))
+    signer = report.signer
+    if signer is not None:
+        click.echo(f"signer: {signer.subject}")
+        if signer.employee_number:
+            click.echo(f"  employee number: {signer.employee_number}")
+        click.echo(f"  certificate serial: {signer.certificate_serial}")
+        click.echo(f"  issuer: {signer.issuer}")
+        if signer.profile:
+            click.echo(f"  profile: {signer.profile}")
+    source = {"timestamp": "proven by timestamp", "claimed": "claimed, unproven", "none": ""}
+    time_text = _stamp(report.signing_time)
+    label = source[report.signing_time_source.value]
+    click.echo(f"signing time: {time_text}" + (f" ({label})" if label else ""))
+    if report.timestamp is not None:
+        click.echo(f"timestamp: {_stamp(report.timestamp.time)} by {report.timestamp.tsa}")
+    for subject in report.chain[1:]:
+        click.echo(f"  chain: {subject}")
+    click.echo("checks:")
+    for check in report.checks:
+        tag = check.indication.value.upper() if check.indication is not Indication.PASSED else "ok"
+        sub = f" {check.sub_indication.value}" if check.sub_indication else ""
+        click.echo(f"  [{tag}] {check.name.value}{sub}: {check.message}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    result = report.indication.value.upper()
+    if report.sub_indication is not None:
+        result += f" ({report.sub_indication.value})"
+    click.echo(f"result: {result}")
+
+
+@click.command("verify")
+@click.argument("file", type=readable)
+@click.option("--data", "data_file", type=readable, help="The signed data (detached CMS, raw).")
+@click.option("--digest", default=None, help="Hex digest instead of --data.")
+@click.option("--digest-alg", type=click.Choice(["sha256", "sm3"]), default=None)
+@click.option("--cert", "cert_file", type=readable, help="Signer certificate (PEM/DER).")
+@click.option("--chain", "chain_files", type=readable, multiple=True, help="Intermediates.")
+@click.option("--scheme", type=click.Choice(SCHEMES), default=None, help="Raw signature scheme.")
+@click.option(
+    "--encoding",
+    type=click.Choice(["der", "raw"]),
+    default="der",
+    show_default=True,
+    help="ECDSA/SM2 raw signature encoding.",
+)
+@click.option("--timestamp", "timestamp_file", type=readable, help="RFC 3161 token (raw).")
+@click.option("--signing-time", type=click.DateTime(), default=None, help="Claimed time, UTC.")
+@click.option("--trust", "trust_files", type=readable, multiple=True, help="Trust anchors.")
+@click.option(
+    "--data-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Use this installation's root CAs and status history (no default: offline).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    file: Path,
+    data_file: Path | None,
+    digest: str | None,
+    digest_alg: str | None,
+    cert_file: Path | None,
+    chain_files: tuple[Path, ...],
+    scheme: str | None,
+    encoding: str,
+    timestamp_file: Path | None,
+    signing_time: dt.datetime | None,
+    trust_files: tuple[Path, ...],
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify a signature in FILE and print what was checked.
+
+    With --data-dir the installation's root CAs and certificate status history are used;
+    without it only --trust anchors and revocation evidence inside the signature count.
+    """
+    try:
+        report = _run(
+            file,
+            data_file,
+            digest,
+            digest_alg,
+            cert_file,
+            chain_files,
+            scheme,
+            encoding,
+            timestamp_file,
+            signing_time,
+            trust_files,
+            data_dir,
+        )
+    except MedsignError as exc:
+        _usage(f"{exc.public_message()} [{exc.code}]")
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print(report)
+    sys.exit(EXIT[report.indication])
+
+
+def _run(
+    file: Path,
+    data_file: Path | None,
+    digest: str | None,
+    digest_alg: str | None,
+    cert_file: Path | None,
+    chain_files: tuple[Path, ...],
+    scheme: str | None,
+    encoding: str,
+    timestamp_file: Path | None,
+    signing_time: dt.datetime | None,
+    trust_files: tuple[Path, ...],
+    data_dir: Path | None,
+) -> Report:
+    blob = _read(file)
+    content = _content(data_file, digest, digest_alg)
+    intermediates = tuple(der for path in chain_files for der in load_certificates(_read(path)))
+    anchors = [der for path in trust_files for der in load_certificates(_read(path))]
+    kind = _detect(blob, cert_file is not None)
+    if kind == "cms":
+        if scheme is not None or timestamp_file is not None or signing_time is not None:
+            _usage("--scheme, --timestamp and --signing-time apply to raw signatures only")
+        cms_der = _pem_body(blob) if blob.lstrip().startswith(b"-----") else blob
+        extra = intermediates
+        if cert_file is not None:
+            extra = (*load_certificates(_read(cert_file)), *extra)
+        request: CMSSignature | RawSignature = CMSSignature(cms_der, content, extra)
+    else:
+        assert cert_file is not None
+        if scheme is None:
+            _usage("a raw signature needs --scheme")
+        if content is None:
+            _usage("a raw signature needs --data or --digest")
+        certificates = load_certificates(_read(cert_file))
+        request = RawSignature(
+            signature=_raw_signature_bytes(blob),
+            scheme=SignatureScheme(scheme),
+            certificate=certificates[0],
+            content=content,
+            encoding=SignatureEncoding(encoding),
+            intermediates=(*certificates[1:], *intermediates),
+            claimed_signing_time=(
+                signing_time.replace(tzinfo=dt.UTC) if signing_time is not None else None
+            ),
+            timestamp_token=_read(timestamp_file) if timestamp_file is not None else None,
+        )
+    if data_dir is None:
+        trust = TrustStore.from_certificates(anchors, source="configured")
+        return Verifier(trust, NoStatusSource(), SystemClock()).verify(request)
+    from medsign.runtime import open_runtime
+
+    runtime = open_runtime(settings_for(data_dir))
+    try:
+        verifier = runtime.verifier
+        if anchors:
+            verifier = verifier.with_trust(verifier.trust.with_anchors(anchors, source="cli"))
+        return verifier.verify(request)
+    finally:
+        runtime.close()
