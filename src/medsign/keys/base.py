@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,18 @@ class KeyStore(Protocol):
         actor: str,
         purpose: str,
     ) -> bytes: ...
+
+    def sign_digests(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        digests: Sequence[bytes],
+        *,
+        actor: str,
+        purpose: str,
+    ) -> list[bytes]:
+        """``sign_digest`` for many digests, recorded together: all signed or none."""
+        ...
 
     def check(self) -> None:
         """Raise ``KeyStoreUnavailableError`` when the store cannot sign right now."""

@@ -11,7 +11,7 @@ logged-in sessions would log the others out. Tokens serialise private-key operat
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
     check_label,
+    check_signing_request,
     key_ref,
     load_for_signing,
     load_key_row,
@@ -279,6 +280,35 @@ class PKCS11KeyStore:
             )
             record_key_use(db, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose)
         return signature
+
+    def sign_digests(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        digests: Sequence[bytes],
+        *,
+        actor: str,
+        purpose: str,
+    ) -> list[bytes]:
+        """Sign many digests; all uses are recorded in one transaction (all or nothing)."""
+        scheme = parse_scheme(scheme)
+        if not digests:
+            return []
+        with self._database.session() as db:
+            row = load_for_signing(
+                db, key_id, KIND, scheme, digests[0], actor=actor, purpose=purpose
+            )
+            if row.token_object_id is None:
+                raise KeyUseError(f"key {key_id} has no token object")
+            cka_id = bytes.fromhex(row.token_object_id)
+            signatures = []
+            for digest in digests:
+                check_signing_request(digest, actor=actor, purpose=purpose)
+                signatures.append(self._sign_on_token(row.id, cka_id, scheme, digest))
+                record_key_use(
+                    db, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose
+                )
+        return signatures
 
     def destroy(self, key_id: KeyId) -> None:
         """Delete the key objects from the token and mark the key destroyed."""

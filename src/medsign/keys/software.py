@@ -17,7 +17,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +50,7 @@ from medsign.keys.usage import (
     check_signing_request,
     insert_key_use,
     insert_key_use_if_current,
+    insert_key_uses,
     key_ref,
     load_key_row,
     load_signing_key,
@@ -287,6 +288,41 @@ class SoftwareKeyStore:
                 connection, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose
             )
         return signature
+
+    def sign_digests(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        digests: Sequence[bytes],
+        *,
+        actor: str,
+        purpose: str,
+    ) -> list[bytes]:
+        """Sign many digests with one key: one transaction records every use.
+
+        All or nothing: if any signature fails, no record is kept and nothing is returned.
+        """
+        scheme = parse_scheme(scheme)
+        if not digests:
+            return []
+        for digest in digests:
+            check_signing_request(digest, actor=actor, purpose=purpose)
+        with self._database.engine.begin() as connection:
+            row = load_signing_key(
+                connection, key_id, KIND, scheme, digests[0], actor=actor, purpose=purpose
+            )
+            private = self._private_key(row)
+            signatures = [private.sign_digest(scheme, digest) for digest in digests]
+            insert_key_uses(
+                connection,
+                self._clock,
+                key_id,
+                scheme,
+                list(digests),
+                actor=actor,
+                purpose=purpose,
+            )
+        return signatures
 
     def destroy(self, key_id: KeyId) -> None:
         """Crypto-shred a key: its wrapped blob is erased and it can never sign again."""

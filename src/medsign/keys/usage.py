@@ -284,6 +284,23 @@ def insert_key_use(
     )
 
 
+def insert_key_uses(
+    connection: Connection,
+    clock: Clock,
+    key_id: str,
+    scheme: SignatureScheme,
+    digests: list[bytes],
+    *,
+    actor: str,
+    purpose: str,
+) -> None:
+    """Write one key-use row per digest in one statement of the current transaction."""
+    connection.execute(
+        _KEY_USE_INSERT,
+        [_key_use_values(clock, key_id, scheme, d, actor, purpose) for d in digests],
+    )
+
+
 def key_uses(
     database: Database, key_id: str | None = None, *, limit: int = DEFAULT_LIMIT
 ) -> list[KeyUse]:
