@@ -330,3 +330,18 @@ def test_verify_token_needs_a_tsa_certificate(runtime: Any) -> None:
             trust=roots(runtime),
             certificates=intermediates(runtime),
         )
+
+
+def test_stamp_many_gives_one_verifiable_token_each(runtime: Any) -> None:
+    imprints = [hashlib.sha256(bytes([i])).digest() for i in range(25)]
+    tokens = runtime.tsa.stamp_many(imprints, "sha256")
+    serials = set()
+    for imprint, token in zip(imprints, tokens, strict=True):
+        info = verify_token(token, imprint=imprint, hash_name="sha256", trust=roots(runtime),
+                            certificates=intermediates(runtime))
+        serials.add(info.serial)
+        assert info.nonce is None
+    assert len(serials) == len(imprints)
+    with pytest.raises(InputError):
+        runtime.tsa.stamp_many([b"short"], "sha256")
+    assert runtime.tsa.stamp_many([], "sha256") == []

@@ -34,7 +34,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from asn1crypto import x509
@@ -453,6 +453,55 @@ class TimestampAuthority:
             0x30, der_tlv(0x30, der_oid(DIGEST_OIDS[hash_name])) + der_tlv(0x04, imprint)
         )
         return self._token(imprint_tlv, None if nonce is None else der_integer(nonce), cert_req)
+
+    def stamp_many(
+        self, message_imprints: Sequence[bytes], hash_name: str, *, cert_req: bool = True
+    ) -> list[bytes]:
+        """Tokens for many imprints at once (one batch of a signer): the key store signs them
+        together and records every use in one transaction. Same errors as ``stamp``."""
+        if hash_name not in SUPPORTED_HASHES:
+            raise InputError(f"hash {hash_name!r} is not supported for timestamps")
+        if not message_imprints:
+            return []
+        if self.guard is not None:
+            self.guard.check()
+        unit = self._current_unit()
+        now = self._clock.now()
+        if not unit.not_before <= now < unit.not_after:
+            self.reload()
+            raise TimestampUnavailableError("the TSA certificate is not valid now")
+        gen_time = self._gen_time(now)
+        infos: list[bytes] = []
+        attributes: list[bytes] = []
+        for imprint in message_imprints:
+            if len(imprint) != DIGEST_SIZES[hash_name]:
+                raise InputError(f"a {hash_name} imprint is {DIGEST_SIZES[hash_name]} bytes")
+            imprint_tlv = der_tlv(
+                0x30, der_tlv(0x30, der_oid(DIGEST_OIDS[hash_name])) + der_tlv(0x04, imprint)
+            )
+            tst_info = der_tlv(
+                0x30,
+                self._tst_head
+                + imprint_tlv
+                + der_integer(self.serials.next())
+                + gen_time
+                + self._accuracy
+                + unit.tsa_name,
+            )
+            infos.append(tst_info)
+            digest = hashlib.new(unit.digest_name, tst_info).digest()
+            attributes.append(unit.template.signed_attributes(digest, None))
+        signatures = self._keystore.sign_digests(
+            unit.signer.key.id,
+            unit.signer.scheme,
+            [unit.signer.digest(a) for a in attributes],
+            actor=TSA_ACTOR,
+            purpose=TSA_PURPOSE,
+        )
+        return [
+            unit.template.assemble(a, sig, econtent=info, certificates=cert_req)
+            for info, a, sig in zip(infos, attributes, signatures, strict=True)
+        ]
 
     def respond(self, request_der: bytes) -> bytes:
         """A DER TimeStampResp for any input; never raises."""
