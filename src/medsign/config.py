@@ -32,6 +32,11 @@ class KeyStoreKind(StrEnum):
     PKCS11 = "pkcs11"
 
 
+class SMSProviderKind(StrEnum):
+    DEVELOPMENT = "development"
+    HTTP = "http"
+
+
 def data_dir_from_env(explicit: str | Path | None = None) -> Path:
     if explicit is not None:
         return Path(explicit)
@@ -64,6 +69,57 @@ class Settings(BaseSettings):
     crl_validity_hours: int = Field(default=24, ge=1, le=24 * 30)
     crl_refresh_minutes: int = Field(default=60, ge=1)
     ocsp_validity_minutes: int = Field(default=60, ge=1)
+    app_secret_grace_hours: float = Field(
+        default=24, ge=0, le=24 * 30, description="How long a rotated-out app secret still works"
+    )
+    app_auth_max_skew_seconds: int = Field(
+        default=300, ge=30, le=3600, description="Accepted request timestamp drift, either way"
+    )
+    app_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_max_attempts: int = Field(default=10, ge=1, le=50)
+    webhook_poll_seconds: float = Field(default=5, gt=0, le=3600)
+    # SMS: "development" keeps messages (with their text) in the sms_messages outbox and is
+    # refused in production; "http" posts to the hospital's SMS gateway.
+    sms_provider: SMSProviderKind = SMSProviderKind.DEVELOPMENT
+    sms_gateway_url: str | None = None
+    sms_gateway_method: str = Field(default="POST", pattern="^(POST|PUT|GET)$")
+    sms_gateway_format: str = Field(default="json", pattern="^(json|form)$")
+    sms_gateway_template: str = Field(
+        default='{"phone": "{phone}", "text": "{text}"}',
+        description="JSON object or form string with {phone} and {text} placeholders",
+    )
+    sms_gateway_auth_header: str = "Authorization"
+    sms_gateway_auth_value: SecretStr | None = None
+    sms_gateway_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    enrolment_lifetime_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Real-name check against an external provider (name + ID number) during enrolment.
+    enrolment_identity_check: bool = False
+    # RFC 3161 time-stamping unit (docs/integration/timestamps-and-cms.md).
+    tsa_policy_oid: str | None = Field(
+        default=None,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="TSA policy OID; default <POLICY_ARC>.2.1 under the placeholder arc",
+    )
+    tsa_accuracy_ms: int = Field(default=1000, ge=1, le=60_000)
+    tsa_time_digits: int = Field(
+        default=3, ge=0, le=6, description="Fractional-second digits written in genTime"
+    )
+    tsa_max_drift_ms: int = Field(
+        default=500, ge=1, le=60_000, description="Refuse to stamp beyond this clock error"
+    )
+    tsa_reference: str = Field(
+        default="auto",
+        pattern="^(auto|chrony|kernel|none)$",
+        description="How the clock is checked: chronyc tracking, the kernel's NTP state"
+        " (what timedatectl shows), auto (chrony if installed, else kernel) or none",
+    )
+    tsa_strict_clock: bool = Field(
+        default=False, description="Refuse to stamp when the clock's error cannot be measured"
+    )
+    tsa_key_algorithm: str = Field(default="ec-p256", pattern="^(ec-p256|sm2|rsa-2048|rsa-3072)$")
+    # PEM file of extra trust anchors for verification (external CAs used in RA mode);
+    # a relative path is taken from the data directory.
+    trust_anchors_file: Path | None = None
     log_level: str = "INFO"
     log_json: bool = True
 

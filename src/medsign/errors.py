@@ -112,3 +112,161 @@ class ConfigurationError(MedsignError):
     code = "configuration-error"
     title = "Configuration error"
     status = 500
+
+
+# --- staff, enrolment, PIN and SMS codes ------------------------------------------------------
+
+
+class StaffStateError(StateError):
+    """The staff member is frozen or deregistered, or lacks what the operation needs."""
+
+    code = "staff-state"
+    title = "Staff member not in a usable state"
+
+
+class EnrolmentClosedError(StateError):
+    """The enrolment link was already used to completion, failed or was superseded."""
+
+    code = "enrolment-closed"
+    title = "Enrolment link no longer usable"
+
+
+class EnrolmentExpiredError(StateError):
+    code = "enrolment-expired"
+    title = "Enrolment link expired"
+    status = 410
+
+
+class TooManyRequestsError(MedsignError):
+    code = "rate-limited"
+    title = "Too many requests"
+    status = 429
+
+
+class SMSDeliveryError(MedsignError):
+    code = "sms-failed"
+    title = "The SMS could not be sent"
+    status = 502
+
+
+class IdentityCheckError(IntentError):
+    """Real-name authentication refused the name and ID number (or the face)."""
+
+    code = "identity-check-failed"
+    title = "Identity not confirmed"
+
+
+class PINNotSetError(IntentError):
+    code = "pin-not-set"
+    title = "No signing PIN set"
+
+
+class PINWrongError(IntentError):
+    code = "pin-wrong"
+    title = "Wrong PIN"
+
+
+class PINLockedError(IntentError):
+    code = "pin-locked"
+    title = "PIN locked after too many wrong tries"
+    status = 423
+
+
+class OTPWrongError(IntentError):
+    code = "otp-wrong"
+    title = "Wrong code"
+
+
+class OTPExpiredError(IntentError):
+    code = "otp-expired"
+    title = "Code expired"
+
+
+class OTPExhaustedError(IntentError):
+    code = "otp-exhausted"
+    title = "Too many wrong codes"
+
+
+class OTPUsedError(IntentError):
+    code = "otp-used"
+    title = "Code already used"
+
+
+# --- applications: request authentication and state ------------------------------------------
+
+
+class AuthMissingError(AccessError):
+    code = "auth-missing"
+    title = "Request authentication missing"
+
+
+class AuthMalformedError(AccessError):
+    code = "auth-malformed"
+    title = "Request authentication malformed"
+
+
+class AuthUnknownApplicationError(AccessError):
+    code = "auth-unknown-application"
+    title = "Unknown application"
+
+
+class AuthStaleTimestampError(AccessError):
+    code = "auth-stale-timestamp"
+    title = "Request timestamp outside the allowed window"
+
+
+class AuthDigestMismatchError(AccessError):
+    code = "auth-digest-mismatch"
+    title = "Body digest does not match the body"
+
+
+class AuthSignatureError(AccessError):
+    code = "auth-signature"
+    title = "Request signature does not verify"
+
+
+class AuthReplayedNonceError(AccessError):
+    code = "auth-replayed-nonce"
+    title = "Nonce already used"
+
+
+class ApplicationFrozenError(ForbiddenError):
+    code = "application-frozen"
+    title = "Application frozen"
+
+
+class ApplicationDeregisteredError(ForbiddenError):
+    code = "application-deregistered"
+    title = "Application deregistered"
+
+
+class PayloadTooLargeError(InputError):
+    code = "payload-too-large"
+    title = "Request body too large"
+    status = 413
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+class TimestampUnavailableError(TimestampError):
+    """The TSA cannot sign now: no valid TSA certificate, or its key is unusable."""
+
+    code = "timestamp-unavailable"
+    title = "Time-stamping unavailable"
+    status = 503
+
+
+class ClockUntrustedError(TimestampError):
+    """The clock guard refuses to stamp: the clock is known to be off (or, in strict mode,
+    cannot be checked)."""
+
+    code = "timestamp-clock-untrusted"
+    title = "Time source not trusted"
+    status = 503
+
+
+class TimestampMediaTypeError(InputError):
+    code = "timestamp-media-type"
+    title = "Expected application/timestamp-query"
+    status = 400

@@ -9,13 +9,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from medsign.apps import ApplicationRegistry, RequestAuthenticator, WebhookDispatcher
 from medsign.ca.authority import CertificateAuthority
 from medsign.ca.crl import CRLPublisher
 from medsign.ca.ocsp import OCSPResponder
 from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, Settings
 from medsign.db.session import Database
-from medsign.errors import ConfigurationError
+from medsign.errors import ConfigurationError, TimestampUnavailableError
+from medsign.identity.enrolment import EnrolmentService
+from medsign.identity.providers import (
+    IdentityCheckProvider,
+    SMSProvider,
+    open_identity_check_provider,
+    open_sms_provider,
+)
+from medsign.identity.staff import StaffDirectory
+from medsign.intent.otp import OneTimeCodes
+from medsign.intent.pin import SigningPINs
 from medsign.keys import (
     KeyStore,
     MasterKeyring,
@@ -25,6 +36,9 @@ from medsign.keys import (
     open_keyring,
 )
 from medsign.keys.sealing import DataSealer
+from medsign.tsa import TimestampAuthority
+from medsign.verify import Verifier
+from medsign.verify.installation import installation_verifier
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,17 @@ class Runtime:
     crls: CRLPublisher
     ocsp: OCSPResponder
     sealer: DataSealer
+    applications: ApplicationRegistry
+    app_auth: RequestAuthenticator
+    webhooks: WebhookDispatcher
+    staff: StaffDirectory
+    sms: SMSProvider
+    identity_check: IdentityCheckProvider | None
+    codes: OneTimeCodes
+    pins: SigningPINs
+    enrolments: EnrolmentService
+    verifier: Verifier
+    tsa: TimestampAuthority
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -80,7 +105,76 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
     # The sealer shares the software store's keyring object so a rotation is seen by both.
     keyring = keystore.keyring if isinstance(keystore, SoftwareKeyStore) else open_keyring(settings)
     sealer = DataSealer(keyring, database)
-    return Runtime(settings, database, clock, keystore, authority, crls, ocsp, sealer)
+    applications = ApplicationRegistry(
+        database, sealer, clock, secret_grace=timedelta(hours=settings.app_secret_grace_hours)
+    )
+    app_auth = RequestAuthenticator(
+        database,
+        applications,
+        clock,
+        max_skew=timedelta(seconds=settings.app_auth_max_skew_seconds),
+        max_body_bytes=settings.app_max_body_bytes,
+    )
+    webhooks = WebhookDispatcher(
+        database, sealer, clock, max_attempts=settings.webhook_max_attempts
+    )
+    staff = StaffDirectory(database, sealer, clock, authority=authority)
+    # Refuses the development SMS provider in production (ConfigurationError).
+    sms = open_sms_provider(settings, database, clock)
+    identity_check = open_identity_check_provider(settings)
+    codes = OneTimeCodes(database, sealer, clock, sms)
+    pins = SigningPINs(database, clock)
+    enrolments = EnrolmentService(
+        database,
+        clock,
+        sealer,
+        staff=staff,
+        codes=codes,
+        pins=pins,
+        keystore=keystore,
+        authority=authority,
+        public_base_url=settings.public_base_url,
+        lifetime=timedelta(minutes=settings.enrolment_lifetime_minutes),
+        identity_check=identity_check,
+    )
+    return Runtime(
+        settings,
+        database,
+        clock,
+        keystore,
+        authority,
+        crls,
+        ocsp,
+        sealer,
+        applications=applications,
+        app_auth=app_auth,
+        webhooks=webhooks,
+        staff=staff,
+        sms=sms,
+        identity_check=identity_check,
+        codes=codes,
+        pins=pins,
+        enrolments=enrolments,
+        verifier=_verifier(settings, database, clock, authority),
+        tsa=_timestamp_authority(settings, database, clock, keystore, authority),
+    )
+
+
+def _verifier(
+    settings: Settings, database: Database, clock: Clock, authority: CertificateAuthority
+) -> Verifier:
+    anchors = settings.trust_anchors_file
+    if anchors is not None and not anchors.is_absolute():
+        anchors = settings.data_dir / anchors
+    return installation_verifier(
+        database,
+        clock,
+        roots=lambda: [ca.certificate_der for ca in authority.list_cas() if ca.level == "root"],
+        intermediates=lambda: [
+            ca.certificate_der for ca in authority.list_cas() if ca.level != "root"
+        ],
+        extra_anchors=anchors,
+    )
 
 
 def initialise(
@@ -119,6 +213,7 @@ def initialise(
         runtime.crls.current(ca.id)
     if demo:
         _ensure_seal_certificate(runtime, organization.name)
+    _ensure_tsa_certificate(runtime, organization.name)
     token = None
     if first_run:
         _, token = create_admin_token(database, clock, name="initial admin token")
@@ -142,3 +237,62 @@ def _ensure_seal_certificate(runtime: Runtime, organization_name: str) -> None:
         "organization-seal",
         actor="system:init",
     )
+
+
+def _timestamp_authority(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    keystore: KeyStore,
+    authority: CertificateAuthority,
+) -> TimestampAuthority:
+    from medsign.tsa import ClockGuard, TSACredentials
+    from medsign.tsa.clockguard import reference_from_setting
+
+    if settings.tsa_max_drift_ms > settings.tsa_accuracy_ms:
+        # A token states its accuracy; allowing more drift than that would make it a lie.
+        raise ConfigurationError("tsa_max_drift_ms must not exceed tsa_accuracy_ms")
+
+    def credentials() -> TSACredentials:
+        now = clock.now()
+        for record in authority.list(profile="tsa", status="good", limit=20):
+            if record.key_id is not None and record.not_before <= now < record.not_after:
+                return TSACredentials(record.key_id, record.certificate_der)
+        raise TimestampUnavailableError("no valid TSA certificate; run `medsign init`")
+
+    guard = ClockGuard(
+        reference_from_setting(settings.tsa_reference),
+        max_drift_ms=settings.tsa_max_drift_ms,
+        strict=settings.tsa_strict_clock,
+    )
+    return TimestampAuthority(
+        database,
+        keystore,
+        clock,
+        credentials,
+        policy_oid=settings.tsa_policy_oid,
+        accuracy_ms=settings.tsa_accuracy_ms,
+        time_digits=settings.tsa_time_digits,
+        guard=guard,
+    )
+
+
+def _ensure_tsa_certificate(runtime: Runtime, organization_name: str) -> None:
+    """Give the time-stamping unit its `tsa` certificate (P-256 by default)."""
+    from medsign.crypto.types import KeyAlgorithm
+
+    now = runtime.clock.now()
+    for record in runtime.authority.list(profile="tsa", status="good", limit=20):
+        if record.key_id is not None and record.not_after > now:
+            return
+    algorithm = KeyAlgorithm(runtime.settings.tsa_key_algorithm)
+    key = runtime.keystore.generate(algorithm, label=f"tsa:{organization_name}")
+    suffix = " Time-Stamping Unit"
+    common_name = organization_name[: 64 - len(suffix)] + suffix  # CN is at most 64 characters
+    runtime.authority.issue_for_key(
+        key.id,
+        {"CN": common_name, "O": organization_name, "C": "CN"},
+        "tsa",
+        actor="system:init",
+    )
+    runtime.tsa.reload()

@@ -42,14 +42,27 @@ async def _maintain_pki(runtime: Runtime) -> None:
         await asyncio.sleep(interval)
 
 
+async def _dispatch_webhooks(runtime: Runtime, batch: int = 50) -> None:
+    """Send due webhook deliveries every few seconds; a full batch goes again at once."""
+    while True:
+        sent = 0
+        try:
+            sent = await run_in_threadpool(runtime.webhooks.deliver_due, batch)
+        except Exception:  # a failed run must not stop the dispatcher; retried next tick
+            log.exception("webhook dispatch failed")
+        if sent < batch:
+            await asyncio.sleep(runtime.settings.webhook_poll_seconds)
+
+
 def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_maintain_pki(runtime)) if schedule else None
+        jobs = (_maintain_pki, _dispatch_webhooks)
+        tasks = [asyncio.create_task(job(runtime)) for job in jobs] if schedule else []
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

@@ -46,7 +46,12 @@ def _medsign_error(request: Request, exc: Exception) -> JSONResponse:
     detail = exc.public_message()
     if isinstance(exc, AccessError):
         detail = exc.public_message()
-    return problem(exc.status, exc.code, exc.title, detail, instance=request.url.path, **extra)
+    response = problem(exc.status, exc.code, exc.title, detail, instance=request.url.path, **extra)
+    if "retry_after" in exc.extra:  # RFC 9110 §10.2.3, in seconds
+        response.headers["Retry-After"] = str(exc.extra["retry_after"])
+    if exc.code.startswith("auth-"):  # application HMAC auth, not the admin bearer token
+        response.headers["WWW-Authenticate"] = "MEDSIGN-HMAC-SHA256, MEDSIGN-HMAC-SM3"
+    return response
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -8,9 +8,12 @@ from pathlib import Path
 import click
 
 from medsign.cli.admin_commands import admin
+from medsign.cli.app_commands import app_group
 from medsign.cli.ca_commands import ca
 from medsign.cli.common import data_dir_option, reports_errors, settings_for
 from medsign.cli.keys_commands import keys
+from medsign.cli.staff_commands import sms, staff
+from medsign.cli.verify_command import verify
 from medsign.config import Settings
 
 
@@ -105,3 +108,7 @@ def serve(data_dir: Path | None, host: str | None, port: int | None) -> None:
 main.add_command(ca)
 main.add_command(keys)
 main.add_command(admin)
+main.add_command(verify)
+main.add_command(app_group)
+main.add_command(staff)
+main.add_command(sms)

@@ -245,6 +245,8 @@ class EnrolmentRow(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The certificate this enrolment produced (the staff row moves on at re-enrolment).
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
 
 
 class OneTimeCodeRow(Base):

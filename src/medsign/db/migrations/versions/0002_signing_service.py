@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 15:02:23.599535
+Create Date: 2026-11-23 15:07:19.380990
 """
 
 from __future__ import annotations
@@ -171,10 +171,16 @@ def upgrade() -> None:
         sa.Column("expires_at", medsign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", medsign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("completed_at", medsign.db.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("certificate_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["applications.id"],
             name=op.f("fk_enrolments_application_id_applications"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"],
+            ["certificates.id"],
+            name=op.f("fk_enrolments_certificate_id_certificates"),
         ),
         sa.ForeignKeyConstraint(
             ["staff_id"], ["staff.id"], name=op.f("fk_enrolments_staff_id_staff")
