@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     # PEM file of extra trust anchors for verification (external CAs used in RA mode);
     # a relative path is taken from the data directory.
     trust_anchors_file: Path | None = None
+    sign_max_record_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+    sign_max_batch_items: int = Field(default=500, ge=1, le=5000)
     log_level: str = "INFO"
     log_json: bool = True
 

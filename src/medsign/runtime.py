@@ -6,10 +6,15 @@ import each other's wiring.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from medsign.apps import ApplicationRegistry, RequestAuthenticator, WebhookDispatcher
+from medsign.apps.webhooks import enqueue_webhook
 from medsign.ca.authority import CertificateAuthority
 from medsign.ca.crl import CRLPublisher
 from medsign.ca.ocsp import OCSPResponder
@@ -25,6 +30,9 @@ from medsign.identity.providers import (
     open_sms_provider,
 )
 from medsign.identity.staff import StaffDirectory
+from medsign.intake.requests import Intake, IntakeLimits
+from medsign.intake.scenes import SceneRegistry
+from medsign.intent.challenges import Challenge, IntentChallenges
 from medsign.intent.otp import OneTimeCodes
 from medsign.intent.pin import SigningPINs
 from medsign.keys import (
@@ -39,8 +47,48 @@ from medsign.keys.sealing import DataSealer
 from medsign.tsa import TimestampAuthority
 from medsign.verify import Verifier
 from medsign.verify.installation import installation_verifier
+from medsign.workflow import SigningWorkflow
 
 log = logging.getLogger(__name__)
+
+
+class _PINSecret:
+    """The signing PIN as an intention method."""
+
+    def __init__(self, pins: SigningPINs) -> None:
+        self._pins = pins
+
+    def begin(self, challenge: Challenge) -> None:
+        return None
+
+    def check(self, challenge: Challenge, secret: str, *, client: str) -> None:
+        self._pins.verify_pin(challenge.staff_id, secret, client=client, challenge_id=challenge.id)
+
+
+class _SMSSecret:
+    """An SMS one-time code sent to the signer's registered phone, bound to the challenge."""
+
+    def __init__(self, codes: OneTimeCodes) -> None:
+        self._codes = codes
+
+    def begin(self, challenge: Challenge) -> None:
+        self._codes.issue_code(challenge.staff_id, "intent", challenge.id)
+
+    def check(self, challenge: Challenge, secret: str, *, client: str) -> None:
+        self._codes.verify_code(challenge.staff_id, "intent", challenge.id, secret, client=client)
+
+
+class _WebhookNotifier:
+    def enqueue(
+        self,
+        session: Session,
+        at: dt.datetime,
+        application_id: str,
+        event_type: str,
+        subject_id: str,
+        payload: dict[str, Any],
+    ) -> str | None:
+        return enqueue_webhook(session, at, application_id, event_type, subject_id, payload)
 
 
 @dataclass
@@ -64,6 +112,7 @@ class Runtime:
     enrolments: EnrolmentService
     verifier: Verifier
     tsa: TimestampAuthority
+    workflow: SigningWorkflow
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -137,6 +186,7 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
         lifetime=timedelta(minutes=settings.enrolment_lifetime_minutes),
         identity_check=identity_check,
     )
+    tsa = _timestamp_authority(settings, database, clock, keystore, authority)
     return Runtime(
         settings,
         database,
@@ -156,7 +206,24 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
         pins=pins,
         enrolments=enrolments,
         verifier=_verifier(settings, database, clock, authority),
-        tsa=_timestamp_authority(settings, database, clock, keystore, authority),
+        tsa=tsa,
+        workflow=SigningWorkflow(
+            database=database,
+            clock=clock,
+            keystore=keystore,
+            intake=Intake(
+                SceneRegistry(),
+                IntakeLimits(
+                    max_record_bytes=settings.sign_max_record_bytes,
+                    max_batch_items=settings.sign_max_batch_items,
+                ),
+            ),
+            intents=IntentChallenges(),
+            secrets={"pin": _PINSecret(pins), "sms": _SMSSecret(codes)},
+            stamper=tsa,
+            notifier=_WebhookNotifier(),
+            chain_for=authority.chain,
+        ),
     )
 
 

@@ -77,14 +77,9 @@ class SecretChecker(Protocol):
 
 
 class Stamper(Protocol):
-    def stamp(
-        self,
-        message_imprint: bytes,
-        hash_name: str,
-        *,
-        nonce: int | None = None,
-        cert_req: bool = True,
-    ) -> bytes: ...
+    def stamp_many(
+        self, message_imprints: Sequence[bytes], hash_name: str, *, cert_req: bool = True
+    ) -> list[bytes]: ...
 
 
 class Notifier(Protocol):
@@ -205,6 +200,7 @@ class SigningWorkflow:
                 idempotency_key=idempotency_key,
                 as_batch=as_batch,
                 expires_at=self.intake.expiry(now, expires_in),
+                requested_ttl=expires_in,
             )
             if not result.replayed:
                 for request in result.requests:
@@ -340,6 +336,7 @@ class SigningWorkflow:
                 idempotency_key=idempotency_key,
                 as_batch=False,
                 expires_at=self.intake.expiry(now, expires_in),
+                requested_ttl=expires_in,
                 kind="void",
                 voids_request_id=original.id,
             )
@@ -467,7 +464,7 @@ class SigningWorkflow:
             bound = [_bound(r) for r in snapshot]
         # Signing happens outside any transaction: it is CPU work and the key store records
         # each key use in its own transaction (SQLite allows one writer at a time).
-        signed = [self._sign_one(material, row, now) for row in snapshot]
+        signed = self._sign_all(material, snapshot, now)
         with self.database.session() as session:
             self.intents.consume(
                 session, now, challenge_id=challenge.id, staff_id=challenge.staff_id, items=bound
@@ -494,9 +491,10 @@ class SigningWorkflow:
                 if updated.rowcount != 1:  # type: ignore[attr-defined]
                     # Another process changed it meanwhile: roll the whole unit back.
                     raise RequestNotPendingError(f"request {item.request_id} changed meanwhile")
-                row = session.get(SignRequestRow, item.request_id)
-                assert row is not None
-                session.refresh(row)
+                signed_row = session.get(SignRequestRow, item.request_id)
+                assert signed_row is not None
+                session.refresh(signed_row)
+                row = signed_row
                 record_event(
                     session,
                     now,
@@ -551,55 +549,60 @@ class SigningWorkflow:
             scheme=public_key.default_scheme,
         )
 
-    def _sign_one(self, m: SignerMaterial, row: SignRequestRow, now: dt.datetime) -> SignedItem:
+    def _sign_all(
+        self, m: SignerMaterial, rows: Sequence[SignRequestRow], now: dt.datetime
+    ) -> list[SignedItem]:
+        """Raw signatures, CMS and signature timestamps for one signer's items.
+
+        Each phase is one key-store call (all uses recorded in one transaction), so a batch
+        costs little more than its signatures."""
         from medsign.crypto.cms import (
             add_signature_timestamp,
-            build_signed_data,
             signature_timestamp_imprint,
+            signed_data_template,
         )
         from medsign.ids import KeyId
-
-        actor = f"staff:{m.staff_id}"
-        # The raw signature covers the record itself (JCS bytes), or the digest the
-        # application supplied, taken as the message (documented for SM2).
-        if row.content_kind == "json" and row.content is not None:
-            raw_digest = message_digest(m.public_key, m.scheme, row.content)
-        elif m.scheme is SignatureScheme.SM2_SM3:
-            raw_digest = message_digest(m.public_key, m.scheme, row.digest)
-        else:
-            raw_digest = row.digest
-        signature = self.keystore.sign_digest(
-            KeyId(m.key_id), m.scheme, raw_digest, actor=actor, purpose="data-signature"
-        )
-
-        def sign_attributes(signed_attrs: bytes) -> bytes:
-            digest = message_digest(m.public_key, m.scheme, signed_attrs)
-            return self.keystore.sign_digest(
-                KeyId(m.key_id), m.scheme, digest, actor=actor, purpose="cms-signature"
-            )
-
-        cms = build_signed_data(
-            content_digest=row.digest,
-            digest_name=row.digest_algorithm,
-            signer_certificate_der=m.certificate_der,
-            chain_der=list(m.chain_der),
-            scheme=m.scheme,
-            signing_time=now,
-            sign=sign_attributes,
-        )
-        cms_der = cms if isinstance(cms, bytes) else cms.der
-        hash_name = "sm3" if m.scheme is SignatureScheme.SM2_SM3 else "sha256"
-        token = self.stamper.stamp(signature_timestamp_imprint(cms_der, hash_name), hash_name)
         from medsign.tsa.token import parse_token
 
-        info = parse_token(token)
-        return SignedItem(
-            request_id=row.id,
-            signature=signature,
-            cms=add_signature_timestamp(cms_der, token),
-            timestamp_token=token,
-            timestamp_time=info.gen_time,
+        actor = f"staff:{m.staff_id}"
+        key_id = KeyId(m.key_id)
+        # The raw signature covers the record itself (JCS bytes), or the digest the
+        # application supplied, taken as the message (documented for SM2).
+        raw_digests = []
+        for row in rows:
+            if row.content_kind == "json" and row.content is not None:
+                raw_digests.append(message_digest(m.public_key, m.scheme, row.content))
+            elif m.scheme is SignatureScheme.SM2_SM3:
+                raw_digests.append(message_digest(m.public_key, m.scheme, row.digest))
+            else:
+                raw_digests.append(row.digest)
+        signatures = self.keystore.sign_digests(
+            key_id, m.scheme, raw_digests, actor=actor, purpose="data-signature"
         )
+        hash_name = m.scheme.hash_name
+        template = signed_data_template(m.certificate_der, list(m.chain_der), m.scheme, hash_name)
+        attributes = [template.signed_attributes(row.digest, now) for row in rows]
+        cms_signatures = self.keystore.sign_digests(
+            key_id,
+            m.scheme,
+            [message_digest(m.public_key, m.scheme, a) for a in attributes],
+            actor=actor,
+            purpose="cms-signature",
+        )
+        cms = [template.assemble(a, sig) for a, sig in zip(attributes, cms_signatures, strict=True)]
+        tokens = self.stamper.stamp_many(
+            [signature_timestamp_imprint(c, hash_name) for c in cms], hash_name
+        )
+        return [
+            SignedItem(
+                request_id=row.id,
+                signature=signature,
+                cms=add_signature_timestamp(c, token),
+                timestamp_token=token,
+                timestamp_time=parse_token(token).gen_time,
+            )
+            for row, signature, c, token in zip(rows, signatures, cms, tokens, strict=True)
+        ]
 
     # -- notification ----------------------------------------------------------------------
 

@@ -54,10 +54,21 @@ async def _dispatch_webhooks(runtime: Runtime, batch: int = 50) -> None:
             await asyncio.sleep(runtime.settings.webhook_poll_seconds)
 
 
+async def _expire_overdue(runtime: Runtime, interval: float = 30.0) -> None:
+    """Expire overdue signature requests and enrolments (so their webhooks go out)."""
+    while True:
+        for job in (runtime.workflow.expire_due, runtime.enrolments.expire_due):
+            try:
+                await run_in_threadpool(job)
+            except Exception:  # a failed run must not stop the scheduler; retried next tick
+                log.exception("expiry run failed", extra={"job": job.__name__})
+        await asyncio.sleep(interval)
+
+
 def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        jobs = (_maintain_pki, _dispatch_webhooks)
+        jobs = (_maintain_pki, _dispatch_webhooks, _expire_overdue)
         tasks = [asyncio.create_task(job(runtime)) for job in jobs] if schedule else []
         try:
             yield

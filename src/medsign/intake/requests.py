@@ -273,6 +273,7 @@ class Intake:
         expires_at: dt.datetime,
         kind: str = "sign",
         voids_request_id: str | None = None,
+        requested_ttl: dt.timedelta | None = None,
     ) -> OpenResult:
         """Create pending requests, or return the ones an identical earlier call created."""
         if not items:
@@ -284,7 +285,8 @@ class Intake:
             "kind": kind,
             "voids": voids_request_id,
             "batch": as_batch,
-            "expires_at": expires_at.isoformat(),
+            # The requested lifetime, not the computed expiry: a retry later must match.
+            "ttl": None if requested_ttl is None else requested_ttl.total_seconds(),
             "items": [i.canonical() for i in items],
         }
         body_digest = hashlib.sha256(rfc8785.dumps(body)).hexdigest()

@@ -1,7 +1,299 @@
-"""Placeholder router; filled in by the work on the signing service."""
+"""The signing API for applications: open requests and batches, ask for and confirm the
+signer's intention, poll results, cancel, reject, void. HMAC-authenticated (see
+docs/integration/authentication.md); an application only ever sees its own requests."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import base64
+import datetime as dt
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Header, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from medsign.api.auth import ApplicationDep, AuthenticatedApplication
+from medsign.api.deps import RuntimeDep
+from medsign.api.problems import PROBLEM_RESPONSES
+from medsign.api.signing_schemas import (
+    IntentConfirm,
+    IntentCreate,
+    IntentItemPublic,
+    IntentPublic,
+    RejectCreate,
+    SignaturePublic,
+    SignBatchCreate,
+    SignBatchPublic,
+    SignedResultPublic,
+    SignItemCreate,
+    SignRequestCreate,
+    SignRequestPublic,
+    VoidCreate,
+)
+from medsign.apps.registry import may_address
+from medsign.ca.authority import pem_encode
+from medsign.ca.names import openssl_serial
+from medsign.errors import InputError
+from medsign.intake.requests import ItemInput, SignRequest
+from medsign.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1", tags=["signing"], responses=PROBLEM_RESPONSES)
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
+
+
+class _Caller:
+    """Adapts the authenticated application to the workflow's ``Caller``."""
+
+    def __init__(self, app: AuthenticatedApplication) -> None:
+        self._app = app
+        self.id = app.id
+        self.organization_id = app.organization_id
+
+    def may_address(self, department: str, staff_id: str) -> bool:
+        return may_address(self._app, department, staff_id)
+
+
+def _key(header: str | None, body: str | None) -> str:
+    key = header or body
+    if not key:
+        raise InputError("an idempotency key is required (Idempotency-Key header or body field)")
+    if header and body and header != body:
+        raise InputError("Idempotency-Key header and body field differ")
+    return key
+
+
+def _expires(seconds: int | None) -> dt.timedelta | None:
+    return None if seconds is None else dt.timedelta(seconds=seconds)
+
+
+def _item(body: SignItemCreate) -> ItemInput:
+    return ItemInput(
+        scene=body.scene,
+        summary=body.summary,
+        record_id=body.record_id,
+        record=body.record,
+        digest=bytes.fromhex(body.digest) if body.digest else None,
+        digest_algorithm=body.digest_algorithm,
+    )
+
+
+def _public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
+    signature = None
+    if request.signature is not None and request.certificate_id is not None:
+        assert request.cms and request.timestamp_token and request.timestamp_time
+        cert = runtime.authority.get_by_id(request.certificate_id)
+        chain = runtime.authority.chain(cert.serial_hex)
+        signature = SignaturePublic(
+            scheme=request.signature_scheme or "",
+            value=base64.b64encode(request.signature).decode(),
+            cms=base64.b64encode(request.cms).decode(),
+            timestamp_token=base64.b64encode(request.timestamp_token).decode(),
+            timestamp_time=request.timestamp_time,
+            certificate_pem=cert.pem(),
+            certificate_serial=openssl_serial(cert.serial_hex),
+            chain_pem=[pem_encode(der) for der in chain],
+        )
+    return SignRequestPublic(
+        id=request.id,
+        batch_id=request.batch_id,
+        position=request.position,
+        kind=request.kind,
+        state=request.state,
+        scene=request.scene,
+        summary=request.summary,
+        record_id=request.record_id,
+        content_kind=request.content_kind,
+        digest_algorithm=request.digest_algorithm,
+        digest=request.digest.hex(),
+        expires_at=request.expires_at,
+        created_at=request.created_at,
+        signed_at=request.signed_at,
+        reject_reason=request.reject_reason,
+        voids_request_id=request.voids_request_id,
+        voided_by_request_id=request.voided_by_request_id,
+        signature=signature,
+    )
+
+
+@router.post(
+    "/sign-requests",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignRequestPublic,
+    summary="Ask a signer to sign one item",
+)
+def open_request(
+    body: SignRequestCreate,
+    response: Response,
+    runtime: RuntimeDep,
+    app: ApplicationDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> SignRequestPublic:
+    result = runtime.workflow.open(
+        _Caller(app),
+        body.employee_no,
+        [_item(body)],
+        idempotency_key=_key(idempotency_key, body.idempotency_key),
+        as_batch=False,
+        expires_in=_expires(body.expires_in_seconds),
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return _public(runtime, result.requests[0])
+
+
+@router.post(
+    "/sign-batches",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignBatchPublic,
+    summary="Ask a signer to sign a batch of items (one confirmation, one signature each)",
+)
+def open_batch(
+    body: SignBatchCreate,
+    response: Response,
+    runtime: RuntimeDep,
+    app: ApplicationDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> SignBatchPublic:
+    result = runtime.workflow.open(
+        _Caller(app),
+        body.employee_no,
+        [_item(i) for i in body.items],
+        idempotency_key=_key(idempotency_key, body.idempotency_key),
+        as_batch=True,
+        expires_in=_expires(body.expires_in_seconds),
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    assert result.batch_id is not None
+    return SignBatchPublic(
+        batch_id=result.batch_id, requests=[_public(runtime, r) for r in result.requests]
+    )
+
+
+@router.get(
+    "/sign-requests/{request_id}",
+    response_model=SignRequestPublic,
+    summary="Poll one request (with its signature once signed)",
+)
+def get_request(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
+    return _public(runtime, runtime.workflow.get(_Caller(app), request_id))
+
+
+@router.get("/sign-batches/{batch_id}", response_model=SignBatchPublic, summary="Poll a batch")
+def get_batch(batch_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignBatchPublic:
+    requests = runtime.workflow.get_batch(_Caller(app), batch_id)
+    return SignBatchPublic(batch_id=batch_id, requests=[_public(runtime, r) for r in requests])
+
+
+@router.get(
+    "/signers/{employee_no}/pending",
+    response_model=list[SignRequestPublic],
+    summary="Requests waiting for this signer",
+)
+def pending(employee_no: str, runtime: RuntimeDep, app: ApplicationDep) -> list[SignRequestPublic]:
+    return [_public(runtime, r) for r in runtime.workflow.pending(_Caller(app), employee_no)]
+
+
+@router.post(
+    "/sign-requests/{request_id}/cancel",
+    response_model=SignRequestPublic,
+    summary="Withdraw a pending request",
+)
+def cancel(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
+    return _public(runtime, runtime.workflow.cancel(_Caller(app), request_id))
+
+
+@router.post(
+    "/sign-requests:reject",
+    response_model=list[SignRequestPublic],
+    summary="The signer refuses one or more requests, with a reason",
+)
+def reject(body: RejectCreate, runtime: RuntimeDep, app: ApplicationDep) -> list[SignRequestPublic]:
+    rejected = runtime.workflow.reject(
+        _Caller(app), body.employee_no, body.request_ids, body.reason
+    )
+    return [_public(runtime, r) for r in rejected]
+
+
+@router.post(
+    "/sign-requests/{request_id}/void",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignRequestPublic,
+    summary="Ask the signer to void a signed item (they sign a void statement)",
+)
+def void(
+    request_id: str,
+    body: VoidCreate,
+    response: Response,
+    runtime: RuntimeDep,
+    app: ApplicationDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> SignRequestPublic:
+    result = runtime.workflow.request_void(
+        _Caller(app),
+        request_id,
+        body.reason,
+        idempotency_key=_key(idempotency_key, body.idempotency_key),
+        expires_in=_expires(body.expires_in_seconds),
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+    return _public(runtime, result.requests[0])
+
+
+@router.post(
+    "/intents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IntentPublic,
+    summary="Ask the signer to confirm exactly these items (PIN or SMS code)",
+)
+def start_intent(body: IntentCreate, runtime: RuntimeDep, app: ApplicationDep) -> IntentPublic:
+    caller = _Caller(app)
+    request_ids = list(body.request_ids)
+    if body.batch_id is not None:
+        request_ids += [
+            r.id
+            for r in runtime.workflow.get_batch(caller, body.batch_id)
+            if r.state == "pending" and r.id not in request_ids
+        ]
+    challenge = runtime.workflow.start_intent(caller, body.employee_no, request_ids, body.method)
+    items = [runtime.workflow.get(caller, rid) for rid in challenge.request_ids]
+    return IntentPublic(
+        id=challenge.id,
+        method=challenge.method,
+        state=challenge.state,
+        expires_at=challenge.expires_at,
+        binding_digest=challenge.binding_digest,
+        items=[
+            IntentItemPublic(
+                request_id=i.id,
+                scene=i.scene,
+                summary=i.summary,
+                digest_algorithm=i.digest_algorithm,
+                digest=i.digest.hex(),
+            )
+            for i in items
+        ],
+    )
+
+
+@router.post(
+    "/intents/{intent_id}/confirm",
+    response_model=SignedResultPublic,
+    summary="Confirm with the PIN or SMS code; signs every item of the intent",
+)
+async def confirm_intent(
+    intent_id: str,
+    body: IntentConfirm,
+    request: Request,
+    runtime: RuntimeDep,
+    app: ApplicationDep,
+) -> SignedResultPublic:
+    secret = body.pin if body.pin is not None else body.code
+    assert secret is not None
+    client = (request.client.host if request.client else "")[:64]
+    signed = await run_in_threadpool(
+        runtime.workflow.confirm, _Caller(app), intent_id, secret, client=f"app:{app.id}@{client}"
+    )
+    return SignedResultPublic(signed=[_public(runtime, r) for r in signed])
