@@ -1,0 +1,107 @@
+"""A real `medsign serve` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+MEDSIGN = [sys.executable, "-m", "medsign.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base: str
+    port: int
+    data_dir: Path
+    database_url: str
+    env: dict[str, str]
+    admin_token: str
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def admin(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base, timeout=60, headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+
+    def start(self) -> None:
+        log = (self.data_dir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [*MEDSIGN, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(300):
+            if self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(self.base + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError((self.data_dir / "server.log").read_text())
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no flushing — a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@contextmanager
+def live_server(data_dir: Path, database_url: str) -> Iterator[LiveServer]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
+    env["MEDSIGN_LOG_LEVEL"] = "WARNING"
+    init = subprocess.run(
+        [
+            *MEDSIGN,
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            database_url,
+            "--public-base-url",
+            base,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    match = re.search(r"(msadm_\S+)", init.stdout)
+    assert match is not None, init.stdout
+    server = LiveServer(base, port, data_dir, database_url, env, match.group(1))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
