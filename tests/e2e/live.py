@@ -105,3 +105,33 @@ def live_server(data_dir: Path, database_url: str) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
+
+
+def enrol_live(
+    server: LiveServer, his: object, record: dict[str, object], algorithm: str, pin: str
+) -> None:
+    """Walk the real enrolment of ``record`` (an imported staff member) over HTTP, reading
+    the SMS code from the development outbox."""
+    request = getattr(his, "request")  # noqa: B009  (MedsignClient, untyped here)
+    enrolment = request(
+        "POST",
+        "/api/v1/enrolments",
+        json={"employee_no": record["employee_no"], "key_algorithm": algorithm},
+    ).json()
+    token = enrolment["url"].rsplit("/", 1)[1]
+    base = f"{server.base}/m/api/enrolments/{token}"
+    assert httpx.post(f"{base}/send-code").status_code == 200
+    outbox = server.admin.get(
+        "/admin/v1/sms/outbox", params={"phone_last4": str(record["phone"])[-4:], "limit": 1}
+    ).json()
+    code = re.search(r"(\d{6})", outbox[0]["body"])
+    assert code is not None
+    assert httpx.post(f"{base}/verify-code", json={"code": code.group(1)}).status_code == 200
+    assert (
+        httpx.post(
+            f"{base}/confirm-identity", json={"national_id": record["national_id"]}
+        ).status_code
+        == 200
+    )
+    done = httpx.post(f"{base}/pin", json={"pin": pin}, timeout=60)
+    assert done.status_code == 200, done.text
