@@ -16,6 +16,9 @@ def _emit(message: str, **extra: object) -> dict[str, object]:
     logger = logging.getLogger("medsign.test.logs")
     logger.handlers[:] = [handler]
     logger.propagate = False
+    # Other tests may have raised levels on parent loggers; this one must emit regardless.
+    logger.setLevel(logging.DEBUG)
+    logger.disabled = False
     logger.warning(message, extra=extra)
     return json.loads(stream.getvalue())
 
