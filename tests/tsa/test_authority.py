@@ -337,8 +337,13 @@ def test_stamp_many_gives_one_verifiable_token_each(runtime: Any) -> None:
     tokens = runtime.tsa.stamp_many(imprints, "sha256")
     serials = set()
     for imprint, token in zip(imprints, tokens, strict=True):
-        info = verify_token(token, imprint=imprint, hash_name="sha256", trust=roots(runtime),
-                            certificates=intermediates(runtime))
+        info = verify_token(
+            token,
+            imprint=imprint,
+            hash_name="sha256",
+            trust=roots(runtime),
+            certificates=intermediates(runtime),
+        )
         serials.add(info.serial)
         assert info.nonce is None
     assert len(serials) == len(imprints)

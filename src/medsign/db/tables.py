@@ -190,9 +190,7 @@ class ApplicationNonceRow(Base):
     """Nonces seen inside the replay window; the primary key refuses a second use."""
 
     __tablename__ = "application_nonces"
-    application_id: Mapped[str] = mapped_column(
-        ForeignKey("applications.id"), primary_key=True
-    )
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
