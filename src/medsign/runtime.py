@@ -172,7 +172,9 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
     sms = open_sms_provider(settings, database, clock)
     identity_check = open_identity_check_provider(settings)
     codes = OneTimeCodes(database, sealer, clock, sms)
-    pins = SigningPINs(database, clock)
+    pins = SigningPINs(
+        database, clock, pepper=lambda pin: sealer.lookup_digest(pin, context="signing-pin")
+    )
     enrolments = EnrolmentService(
         database,
         clock,

@@ -16,15 +16,16 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from medsign.clock import Clock
 from medsign.crypto import PublicKey, message_digest
 from medsign.crypto.types import AlgorithmFamily, SignatureScheme
+from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import CertificateRow, SignRequestRow, StaffRow
 from medsign.errors import InputError, NotFoundError
@@ -465,74 +466,101 @@ class SigningWorkflow:
         # Signing happens outside any transaction: it is CPU work and the key store records
         # each key use in its own transaction (SQLite allows one writer at a time).
         signed = self._sign_all(material, snapshot, now)
+        by_id = {row.id: row for row in snapshot}
         with self.database.session() as session:
             self.intents.consume(
                 session, now, challenge_id=challenge.id, staff_id=challenge.staff_id, items=bound
             )
+            # One guarded statement for the whole batch; the count below proves that every
+            # item was still pending, otherwise the whole unit rolls back.
+            table = Base.metadata.tables[SignRequestRow.__tablename__]
+            session.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("rid"), table.c.state == PENDING)
+                .values(
+                    state=SIGNED,
+                    signed_at=now,
+                    updated_at=now,
+                    signature_scheme=material.scheme.value,
+                    signature=bindparam("sig"),
+                    certificate_id=material.certificate_id,
+                    cms=bindparam("cms_der"),
+                    timestamp_token=bindparam("token"),
+                    timestamp_time=bindparam("token_time"),
+                    intent_id=challenge.id,
+                ),
+                [
+                    {
+                        "rid": item.request_id,
+                        "sig": item.signature,
+                        "cms_der": item.cms,
+                        "token": item.timestamp_token,
+                        "token_time": item.timestamp_time,
+                    }
+                    for item in signed
+                ],
+            )
+            stored = session.scalar(
+                select(func.count())
+                .select_from(SignRequestRow)
+                .where(SignRequestRow.intent_id == challenge.id, SignRequestRow.state == SIGNED)
+            )
+            if stored != len(signed):
+                raise RequestNotPendingError("a request of this batch changed meanwhile")
             results = []
             for item in signed:
-                updated = session.execute(
-                    update(SignRequestRow)
-                    .where(SignRequestRow.id == item.request_id, SignRequestRow.state == PENDING)
-                    .values(
-                        state=SIGNED,
-                        signed_at=now,
-                        updated_at=now,
-                        signature_scheme=material.scheme.value,
-                        signature=item.signature,
-                        certificate_id=material.certificate_id,
-                        cms=item.cms,
-                        timestamp_token=item.timestamp_token,
-                        timestamp_time=item.timestamp_time,
-                        intent_id=challenge.id,
-                    )
-                    .execution_options(synchronize_session=False)
+                request = replace(
+                    SignRequest.from_row(by_id[item.request_id]),
+                    state=SIGNED,
+                    signed_at=now,
+                    signature_scheme=material.scheme.value,
+                    signature=item.signature,
+                    certificate_id=material.certificate_id,
+                    cms=item.cms,
+                    timestamp_token=item.timestamp_token,
+                    timestamp_time=item.timestamp_time,
+                    intent_id=challenge.id,
                 )
-                if updated.rowcount != 1:  # type: ignore[attr-defined]
-                    # Another process changed it meanwhile: roll the whole unit back.
-                    raise RequestNotPendingError(f"request {item.request_id} changed meanwhile")
-                signed_row = session.get(SignRequestRow, item.request_id)
-                assert signed_row is not None
-                session.refresh(signed_row)
-                row = signed_row
                 record_event(
                     session,
                     now,
                     "signature:apply",
-                    request_id=row.id,
+                    request_id=request.id,
                     challenge_id=challenge.id,
                     staff_id=challenge.staff_id,
                     certificate_id=material.certificate_id,
                     scheme=material.scheme.value,
-                    digest=row.digest.hex(),
+                    digest=request.digest.hex(),
                     signature_sha256=hashlib.sha256(item.signature).hexdigest(),
                     cms_sha256=hashlib.sha256(item.cms).hexdigest(),
                     timestamp_sha256=hashlib.sha256(item.timestamp_token).hexdigest(),
                 )
-                if row.kind == "void" and row.voids_request_id:
-                    session.execute(
-                        update(SignRequestRow)
-                        .where(
-                            SignRequestRow.id == row.voids_request_id,
-                            SignRequestRow.state == SIGNED,
-                        )
-                        .values(state=VOIDED, voided_by_request_id=row.id, updated_at=now)
-                        .execution_options(synchronize_session=False)
-                    )
-                    record_event(
-                        session,
-                        now,
-                        "request:void",
-                        request_id=row.voids_request_id,
-                        void_request_id=row.id,
-                    )
-                    original = session.get(SignRequestRow, row.voids_request_id)
-                    if original is not None:
-                        session.refresh(original)
-                        self._notify(session, now, original)
-                self._notify(session, now, row)
-                results.append(SignRequest.from_row(row))
+                if request.kind == "void" and request.voids_request_id:
+                    self._apply_void(session, now, request)
+                self._notify(session, now, request)
+                results.append(request)
             return results
+
+    def _apply_void(self, session: Session, now: dt.datetime, statement: SignRequest) -> None:
+        """The signed void statement voids the original it names."""
+        assert statement.voids_request_id is not None
+        session.execute(
+            update(SignRequestRow)
+            .where(SignRequestRow.id == statement.voids_request_id, SignRequestRow.state == SIGNED)
+            .values(state=VOIDED, voided_by_request_id=statement.id, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        record_event(
+            session,
+            now,
+            "request:void",
+            request_id=statement.voids_request_id,
+            void_request_id=statement.id,
+        )
+        original = session.get(SignRequestRow, statement.voids_request_id)
+        if original is not None:
+            session.refresh(original)
+            self._notify(session, now, original)
 
     def _material(self, session: Session, signer: Signer) -> SignerMaterial:
         assert signer.certificate_id and signer.key_id
@@ -606,7 +634,9 @@ class SigningWorkflow:
 
     # -- notification ----------------------------------------------------------------------
 
-    def _notify(self, session: Session, now: dt.datetime, row: SignRequestRow) -> None:
+    def _notify(
+        self, session: Session, now: dt.datetime, row: SignRequestRow | SignRequest
+    ) -> None:
         self.notifier.enqueue(
             session,
             now,

@@ -71,7 +71,7 @@ def test_trivial_or_malformed_pins_are_refused(pin: str) -> None:
 
 def test_default_parameters_are_the_stated_ones() -> None:
     hasher = default_hasher()
-    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (3, 65536, 4)
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (2, 19 * 1024, 1)
     assert hasher.type.name == "ID"
 
 
@@ -206,3 +206,18 @@ def test_rehash_on_stronger_parameters(services: Services, staff_id: str) -> Non
     with services.database.session() as session:
         row = session.get(StaffRow, staff_id)
         assert row is not None and row.pin_hash is not None and "t=2" in row.pin_hash
+
+
+def test_pepper_keeps_the_hash_useless_without_the_secret(services: Services) -> None:
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerifyMismatchError
+
+    from tests.identity.support import cheap_hasher
+
+    pins = SigningPINs(
+        services.database, services.clock, hasher=cheap_hasher(), pepper=lambda pin: "keyed:" + pin
+    )
+    hashed = pins.hash_pin("246813")
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(hashed, "246813")
+    assert PasswordHasher().verify(hashed, "keyed:246813")
