@@ -77,3 +77,10 @@ def test_ocsp_and_pki_never_fail(client: TestClient, body: bytes, path: str) -> 
     _check(client.get(f"/pki/ocsp/{path}"))
     _check(client.get(f"/pki/crl/{path}.crl"))
     _check(client.get(f"/pki/ca/{path}.crt"))
+
+
+def test_control_characters_in_urls_are_refused(client: TestClient) -> None:
+    for path in ("/pki/ca/%00.crt", "/pki/crl/a%0Ab.crl", "/admin/v1/certificates/%00"):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert response.json()["code"] == "invalid-input"

@@ -250,3 +250,11 @@ def test_transitions_and_expiry(seeded: Database, intake: Intake, clock: FixedCl
     with seeded.session() as s:
         assert intake.get_row(s, b.id).state == EXPIRED
         assert intake.expire_due(s, later) == []
+
+
+def test_control_characters_are_refused(intake: Intake) -> None:
+    with pytest.raises(InputError):
+        intake.prepare(item(summary="a\x00b"), SIGNER)
+    with pytest.raises(InputError):
+        intake.prepare(item(record_id="MO\x1b1"), SIGNER)
+    assert intake.prepare(item(summary="第一行\n第二行\t。"), SIGNER).summary

@@ -7,12 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 import medsign
-from medsign.api.problems import install_problem_handlers
+from medsign.api.problems import install_problem_handlers, problem
 from medsign.api.routes import (
     admin,
     applications,
@@ -87,6 +88,24 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def refuse_control_characters(request: Request, call_next: Any) -> Any:
+        # No id, code or name medsign knows contains a control character; refusing them at
+        # the door keeps NULs and the like away from every lookup and every log line.
+        # The scope, not request.url: URL parsing silently drops tabs and newlines.
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        raw = request.scope["path"] + "?" + unquote(query)
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw):
+            return problem(
+                400,
+                "invalid-input",
+                "Invalid input",
+                "The URL contains control characters.",
+                instance=request.url.path[:200],
+            )
+        return await call_next(request)
+
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(admin.router)

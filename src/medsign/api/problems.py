@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medsign.errors import AccessError, MedsignError
@@ -86,8 +87,23 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal", "Internal error", instance=request.url.path)
 
 
+def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # The database refused a value the schema let through (e.g. a NUL character, which
+    # PostgreSQL text cannot hold); the transaction was rolled back, so nothing changed.
+    log.warning("database refused a value", extra={"path": request.url.path})
+    return problem(
+        422,
+        "invalid-input",
+        "Invalid input",
+        "A value in the request cannot be stored (control characters such as NUL are not"
+        " accepted).",
+        instance=request.url.path,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MedsignError, _medsign_error)
+    app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

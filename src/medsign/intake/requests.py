@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ PENDING, SIGNED, REJECTED, CANCELLED, EXPIRED, VOIDED = (
     "voided",
 )
 DIGEST_SIZES = {"sha256": 32, "sm3": 32}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ class Intake:
             raise RecordTooLargeError(f"summary over {self.limits.max_summary_chars} characters")
         if not item.record_id.strip() or len(item.record_id) > 200:
             raise InputError("record_id must be 1 to 200 characters")
+        if _CONTROL.search(item.record_id) or _CONTROL.search(summary.replace("\n", "")):
+            raise InputError("summary and record_id must not contain control characters")
         algorithm = signer.digest_algorithm
         if (item.record is None) == (item.digest is None):
             raise InputError("give exactly one of record (JSON) or digest")
