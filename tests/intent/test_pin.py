@@ -211,7 +211,6 @@ def test_rehash_on_stronger_parameters(services: Services, staff_id: str) -> Non
 def test_pepper_keeps_the_hash_useless_without_the_secret(services: Services) -> None:
     from argon2 import PasswordHasher
     from argon2.exceptions import VerifyMismatchError
-
     from tests.identity.support import cheap_hasher
 
     pins = SigningPINs(
