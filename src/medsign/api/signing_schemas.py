@@ -151,5 +151,14 @@ class VoidCreate(BaseModel):
     expires_in_seconds: int | None = Field(default=None, ge=60, le=30 * 86400)
 
 
+class SignedItemPublic(BaseModel):
+    id: str
+    state: str
+    signed_at: dt.datetime | None
+    timestamp_time: dt.datetime | None
+
+
 class SignedResultPublic(BaseModel):
-    signed: list[SignRequestPublic]
+    """What one confirmation signed; fetch the signatures with GET (they are large)."""
+
+    signed: list[SignedItemPublic]

@@ -4,8 +4,9 @@ Parameters: argon2id, t=2, m=19 MiB, p=1 (OWASP's minimum), a few tens of millis
 check. A six-digit PIN has only 10^6 values, so no work factor protects its hash against
 someone holding the database; the pepper does: the PIN is first keyed (HMAC) with a secret
 kept outside the database (the data sealer's lookup key, itself sealed under the master
-keyring). What protects it online is the lock-out: 5 wrong tries lock it for 1 min, the next 5 for 5 min, then 30 min,
-then 24 h (and 24 h from then on) until a correct PIN or an operator's unlock resets it.
+keyring). What protects it online is the lock-out: 5 wrong tries lock it for 1 min, the
+next 5 for 5 min, then 30 min, then 24 h (and 24 h from then on) until a correct PIN or an
+operator's unlock resets it.
 
 While locked, a try is refused without running argon2, so a locked PIN answers nothing about
 the guess. Wrong tries are counted by one ``UPDATE ... SET pin_failures = pin_failures + 1``

@@ -24,6 +24,7 @@ from medsign.api.signing_schemas import (
     SignaturePublic,
     SignBatchCreate,
     SignBatchPublic,
+    SignedItemPublic,
     SignedResultPublic,
     SignItemCreate,
     SignRequestCreate,
@@ -314,4 +315,11 @@ async def confirm_intent(
     signed = await run_in_threadpool(
         runtime.workflow.confirm, _Caller(app), intent_id, secret, client=f"app:{app.id}@{client}"
     )
-    return SignedResultPublic(signed=[_public(runtime, r) for r in signed])
+    return SignedResultPublic(
+        signed=[
+            SignedItemPublic(
+                id=r.id, state=r.state, signed_at=r.signed_at, timestamp_time=r.timestamp_time
+            )
+            for r in signed
+        ]
+    )
