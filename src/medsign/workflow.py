@@ -451,15 +451,21 @@ class SigningWorkflow:
     def sign_confirmed(self, challenge: Challenge) -> list[SignRequest]:
         now = self.clock.now()
         with self.database.session() as session:
-            rows = [session.get(SignRequestRow, rid) for rid in challenge.request_ids]
-            if any(r is None for r in rows):
+            found = {
+                r.id: r
+                for r in session.scalars(
+                    select(SignRequestRow).where(SignRequestRow.id.in_(challenge.request_ids))
+                )
+            }
+            if len(found) != len(challenge.request_ids):
                 raise NotFoundError("a request of this challenge no longer exists")
+            rows = [found[rid] for rid in challenge.request_ids]
             staff = session.get(StaffRow, challenge.staff_id)
             assert staff is not None
             signer = self._signer(session, staff)
             signer.check_can_sign()
             material = self._material(session, signer)
-            snapshot = [r for r in rows if r is not None]
+            snapshot = rows
             for row in snapshot:
                 self.intake.require_pending(row, now)
             bound = [_bound(r) for r in snapshot]
@@ -621,13 +627,15 @@ class SigningWorkflow:
         tokens = self.stamper.stamp_many(
             [signature_timestamp_imprint(c, hash_name) for c in cms], hash_name
         )
+        # stamp_many gives every token of one call the same genTime: read it once.
+        stamped_at = parse_token(tokens[0]).gen_time
         return [
             SignedItem(
                 request_id=row.id,
                 signature=signature,
                 cms=add_signature_timestamp(c, token),
                 timestamp_token=token,
-                timestamp_time=parse_token(token).gen_time,
+                timestamp_time=stamped_at,
             )
             for row, signature, c, token in zip(rows, signatures, cms, tokens, strict=True)
         ]

@@ -104,7 +104,10 @@ def enqueue_webhook(
         raise InputError(f"webhook event type {event_type!r} is not subject:action")
     if not subject_id or len(subject_id) > 64:
         raise InputError("webhook subject id must be 1-64 characters")
-    app = session.get(ApplicationRow, application_id)
+    # No autoflush: callers queue many notifications in one unit of work, and flushing
+    # their pending rows on every lookup would cost one round trip per notification.
+    with session.no_autoflush:
+        app = session.get(ApplicationRow, application_id)
     if app is None:
         raise NotFoundError(f"no application {application_id}")
     if not app.webhook_url or app.state == ApplicationState.DEREGISTERED:
