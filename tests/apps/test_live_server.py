@@ -5,13 +5,11 @@ receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +19,7 @@ import pytest
 
 from medsign.client import MedsignClient, verify_webhook
 from tests.conftest import REPO_ROOT, make_database_url
-from tests.interop.test_live_server import free_port
+from tests.live import LiveServer, live_server
 
 pytestmark = pytest.mark.interop
 
@@ -37,21 +35,23 @@ class Receiver:
 
 @dataclass
 class Live:
-    base: str
-    data_dir: Path
-    env: dict[str, str]
+    server: LiveServer
     receiver: Receiver
 
+    @property
+    def base(self) -> str:
+        return self.server.base
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.server.env
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*MEDSIGN, *args, "--data-dir", str(self.data_dir)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"medsign {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
-        return proc
+        return self.server.cli(*args, check=check)
 
 
 @pytest.fixture(scope="module")
@@ -83,43 +83,12 @@ def receiver() -> Iterator[Receiver]:
 def live(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("live-apps")
     urls = make_database_url(data_dir)
-    url = next(urls)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
-    env["MEDSIGN_LOG_LEVEL"] = "WARNING"
-    env["MEDSIGN_WEBHOOK_POLL_SECONDS"] = "0.2"
-    init = subprocess.run(
-        [*MEDSIGN, "init", "--data-dir", str(data_dir), "--database-url", url],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [*MEDSIGN, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError((data_dir / "server.log").read_text())
-        yield Live(base, data_dir, env, receiver)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-        for _ in urls:
-            pass
+    with live_server(
+        data_dir, next(urls), extra_env={"MEDSIGN_WEBHOOK_POLL_SECONDS": "0.2"}
+    ) as server:
+        yield Live(server, receiver)
+    for _ in urls:
+        pass
 
 
 def doc_script(name: str) -> str:

@@ -17,7 +17,7 @@ from medsign.client import MedsignClient
 from medsign.db.session import Database
 from medsign.db.tables import EvidenceEventRow, KeyUseRow, SignRequestRow, StaffRow
 from tests.conftest import make_database_url
-from tests.e2e.live import LiveServer, enrol_live, live_server
+from tests.live import LiveServer, enrol_live, live_server
 from tests.identity.support import make_national_id
 
 PIN = "271828"

@@ -17,7 +17,7 @@ import pytest
 from medsign.client import MedsignClient
 from tests.api.signing_support import openssl_cms_verify
 from tests.conftest import make_database_url, openssl
-from tests.e2e.live import LiveServer, live_server
+from tests.live import LiveServer, live_server
 from tests.identity.support import make_national_id
 
 PIN = "314159"

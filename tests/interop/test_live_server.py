@@ -4,100 +4,30 @@ asking the OCSP responder by URL."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_database_url, openssl
+from tests.live import LiveServer, live_server
 
 pytestmark = pytest.mark.interop
 
-MEDSIGN = [sys.executable, "-m", "medsign.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    base: str
-    data_dir: Path
-    env: dict[str, str]
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [*MEDSIGN, *args, "--data-dir", str(self.data_dir)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"medsign {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
-        return proc
+Server = LiveServer
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("live")
     urls = make_database_url(data_dir)
-    url = next(urls)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
-    env["MEDSIGN_LOG_LEVEL"] = "WARNING"
-    init = subprocess.run(
-        [
-            *MEDSIGN,
-            "init",
-            "--data-dir",
-            str(data_dir),
-            "--database-url",
-            url,
-            "--public-base-url",
-            base,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert init.returncode == 0, init.stdout + init.stderr
-    assert "msadm_" in init.stdout
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [*MEDSIGN, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError((data_dir / "server.log").read_text())
-        yield Server(base, data_dir, env)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
-        for _ in urls:
-            pass
+    with live_server(data_dir, next(urls)) as running:
+        yield running
+    for _ in urls:
+        pass
 
 
 def fetch(url: str) -> bytes:

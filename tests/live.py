@@ -42,6 +42,18 @@ class LiveServer:
             base_url=self.base, timeout=60, headers={"Authorization": f"Bearer {self.admin_token}"}
         )
 
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `medsign ARGS --data-dir DIR` against this installation."""
+        proc = subprocess.run(
+            [*MEDSIGN, *args, "--data-dir", str(self.data_dir)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"medsign {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
     def start(self) -> None:
         log = (self.data_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
@@ -76,11 +88,15 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, database_url: str) -> Iterator[LiveServer]:
+def live_server(
+    data_dir: Path, database_url: str, *, extra_env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """`medsign init` (public base URL = this server) then `medsign serve` on a free port."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
     env["MEDSIGN_LOG_LEVEL"] = "WARNING"
+    env.update(extra_env or {})
     init = subprocess.run(
         [
             *MEDSIGN,
