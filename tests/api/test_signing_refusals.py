@@ -164,3 +164,28 @@ def test_results_reach_the_application_by_webhook(
     event = json.loads(body)
     assert event["type"] == "request:signed" and event["data"]["state"] == "signed"
     assert headers["X-Medsign-Delivery"] == event["id"]
+
+
+def test_revoked_certificate_cannot_sign(
+    his: Any, client: TestClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
+    employee_no = enrol(client, admin_headers, his, "ec-p256")
+    pending = open_single(his, employee_no, "revoked-1").json()
+    staff = his.get(f"/api/v1/staff/{employee_no}")
+    serial = runtime.authority.get_by_id(staff["certificate_id"]).serial_hex
+    revoked = client.post(
+        f"/admin/v1/certificates/{serial}/revoke",
+        headers=admin_headers,
+        json={"reason": "keyCompromise"},
+    )
+    assert revoked.status_code == 200
+    refused = open_single(his, employee_no, "revoked-2")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "signer-certificate-revoked"
+    intent = his.request(
+        "POST",
+        "/api/v1/intents",
+        json={"employee_no": employee_no, "request_ids": [pending["id"]], "method": "pin"},
+    )
+    assert intent.json()["code"] == "signer-certificate-revoked"
+    assert his.get(f"/api/v1/sign-requests/{pending['id']}")["signature"] is None
