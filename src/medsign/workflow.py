@@ -474,6 +474,11 @@ class SigningWorkflow:
         signed = self._sign_all(material, snapshot, now)
         by_id = {row.id: row for row in snapshot}
         with self.database.session() as session:
+            # The certificate may have been revoked or held while the batch was signed.
+            status = session.scalar(
+                select(CertificateRow.status).where(CertificateRow.id == material.certificate_id)
+            )
+            replace(signer, certificate_status=status).check_can_sign()
             self.intents.consume(
                 session, now, challenge_id=challenge.id, staff_id=challenge.staff_id, items=bound
             )
