@@ -6,15 +6,12 @@ import datetime as dt
 import hashlib
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asn1crypto import cms
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from tests.conftest import openssl
 
 from medsign.crypto import KeyAlgorithm, PublicKey, SignatureScheme, message_digest, oids
@@ -306,65 +303,3 @@ def test_stock_bouncy_castle_lacks_sm2_1(
     sig, data, _ = write_inputs(tmp_path, signers["sm2"], sign(runtime, signers["sm2"]).der)
     out = bc(bouncy_castle, "--stock", sig, data)
     assert out.startswith("FAIL") and "1.2.156.10197.1.301.1" in out
-
-
-# -- cost -------------------------------------------------------------------------------------
-
-
-def best_rate(run: Any, count: int, repeats: int = 3) -> float:
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = max(best, count / (time.perf_counter() - start))
-    return best
-
-
-def test_build_cost_rsa_batch(signers: dict[str, Signer]) -> None:
-    """A batch of 100 RSA-2048 CMS signatures runs at ≥ 0.9 × the raw signing rate.
-
-    The raw rate is a software RSA-2048 key signing SHA-256 digests directly; the key store's
-    own bookkeeping is measured in bench/, not here.
-    """
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    signer = signers["rsa-2048"]
-    digests = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(100)]
-    now = dt.datetime.now(dt.UTC)
-
-    def raw_sign(data: bytes) -> bytes:
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-    def raw() -> None:
-        for digest in digests:
-            raw_sign(digest)
-
-    def batch() -> None:
-        for digest in digests:
-            build_signed_data(
-                content_digest=digest,
-                digest_name="sha256",
-                signer_certificate_der=signer.certificate_der,
-                chain_der=signer.chain_der,
-                scheme=SignatureScheme.RSA_PKCS1_SHA256,
-                signing_time=now,
-                sign=raw_sign,
-            )
-
-    raw_rate = best_rate(raw, len(digests))
-    cms_rate = best_rate(batch, len(digests))
-    assert cms_rate >= 0.9 * raw_rate, (cms_rate, raw_rate)
-
-    def no_sign() -> None:
-        for digest in digests:
-            build_signed_data(
-                content_digest=digest,
-                digest_name="sha256",
-                signer_certificate_der=signer.certificate_der,
-                chain_der=signer.chain_der,
-                scheme=SignatureScheme.RSA_PKCS1_SHA256,
-                signing_time=now,
-                sign=lambda _: b"\x00" * 256,
-            )
-
-    per_item = 1 / best_rate(no_sign, len(digests))
-    assert per_item < 200e-6, per_item
