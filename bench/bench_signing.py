@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.live import enrol_live, live_server
 from tests.identity.support import make_national_id
+from tests.live import enrol_live, live_server
 
 from medsign.client import MedsignClient
 from medsign.crypto.private import PrivateKey
@@ -119,7 +119,8 @@ def main() -> None:
         live_server(Path(tmp) / "data", f"sqlite:///{tmp}/bench.db") as server,
     ):
         reg = server.admin.post(
-            "/admin/v1/applications", json={"name": "bench", "code": "bench"}
+            "/admin/v1/applications",
+            json={"name": "bench", "code": "bench", "rate_limit_per_minute": 100_000},
         ).json()
         his = MedsignClient(server.base, reg["application"]["id"], reg["secret"], timeout=300)
         staff = {}
@@ -150,7 +151,7 @@ def main() -> None:
         # (b) latency at saturation: every client signs one prescription after another
         # (open -> intent -> confirm with the PIN), more clients than cores.
         latencies: list[float] = []
-        errors: list[int] = []
+        errors: list[str] = []
         stop = time.monotonic() + args.load_seconds
         lock = threading.Lock()
 
@@ -175,6 +176,10 @@ def main() -> None:
                         "idempotency_key": f"l-{n}-{k}",
                     },
                 )
+                if opened.status_code != 201:
+                    with lock:
+                        errors.append(f"open {opened.status_code} {opened.text[:160]}")
+                    continue
                 intent = client.request(
                     "POST",
                     "/api/v1/intents",
@@ -188,7 +193,7 @@ def main() -> None:
                     if done.status_code == 200:
                         latencies.append(took)
                     else:
-                        errors.append(done.status_code)
+                        errors.append(f"confirm {done.status_code} {done.text[:120]}")
 
         threads = [threading.Thread(target=clinician, args=(n,)) for n in range(args.clients)]
         for t in threads:
@@ -204,6 +209,8 @@ def main() -> None:
             f"(clients={args.clients}, n={len(latencies)}, errors={len(errors)}, "
             f"{len(latencies) / args.load_seconds:.1f} signatures/s)"
         )
+        for error in sorted(set(errors)):
+            print(f"# error: {error}")
 
 
 if __name__ == "__main__":
