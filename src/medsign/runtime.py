@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from medsign.apps import ApplicationRegistry, RequestAuthenticator, WebhookDispatcher
-from medsign.apps.webhooks import enqueue_webhook
+from medsign.apps.webhooks import enqueue_webhooks
 from medsign.ca.authority import CertificateAuthority
 from medsign.ca.crl import CRLPublisher
 from medsign.ca.ocsp import OCSPResponder
@@ -79,16 +80,14 @@ class _SMSSecret:
 
 
 class _WebhookNotifier:
-    def enqueue(
+    def enqueue_many(
         self,
         session: Session,
         at: dt.datetime,
         application_id: str,
-        event_type: str,
-        subject_id: str,
-        payload: dict[str, Any],
-    ) -> str | None:
-        return enqueue_webhook(session, at, application_id, event_type, subject_id, payload)
+        notifications: Sequence[tuple[str, str, dict[str, Any]]],
+    ) -> list[str]:
+        return enqueue_webhooks(session, at, application_id, notifications)
 
 
 @dataclass

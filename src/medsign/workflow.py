@@ -84,15 +84,13 @@ class Stamper(Protocol):
 
 
 class Notifier(Protocol):
-    def enqueue(
+    def enqueue_many(
         self,
         session: Session,
         at: dt.datetime,
         application_id: str,
-        event_type: str,
-        subject_id: str,
-        payload: dict[str, Any],
-    ) -> str | None: ...
+        notifications: Sequence[tuple[str, str, dict[str, Any]]],
+    ) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -548,8 +546,11 @@ class SigningWorkflow:
                 )
                 if request.kind == "void" and request.voids_request_id:
                     self._apply_void(session, now, request)
-                self._notify(session, now, request)
                 results.append(request)
+            if results:
+                self.notifier.enqueue_many(
+                    session, now, challenge_app_id(results), [_notification(r) for r in results]
+                )
             return results
 
     def _apply_void(self, session: Session, now: dt.datetime, statement: SignRequest) -> None:
@@ -650,22 +651,28 @@ class SigningWorkflow:
     def _notify(
         self, session: Session, now: dt.datetime, row: SignRequestRow | SignRequest
     ) -> None:
-        self.notifier.enqueue(
-            session,
-            now,
-            row.application_id,
-            f"request:{row.state}",
-            row.id,
-            {
-                "request_id": row.id,
-                "batch_id": row.batch_id,
-                "record_id": row.record_id,
-                "state": row.state,
-                "kind": row.kind,
-                "voids_request_id": row.voids_request_id,
-                "voided_by_request_id": row.voided_by_request_id,
-            },
-        )
+        self.notifier.enqueue_many(session, now, row.application_id, [_notification(row)])
+
+
+def _notification(row: SignRequestRow | SignRequest) -> tuple[str, str, dict[str, Any]]:
+    return (
+        f"request:{row.state}",
+        row.id,
+        {
+            "request_id": row.id,
+            "batch_id": row.batch_id,
+            "record_id": row.record_id,
+            "state": row.state,
+            "kind": row.kind,
+            "voids_request_id": row.voids_request_id,
+            "voided_by_request_id": row.voided_by_request_id,
+        },
+    )
+
+
+def challenge_app_id(results: Sequence[SignRequest]) -> str:
+    """All items of one challenge belong to one application (intake guarantees it)."""
+    return results[0].application_id
 
 
 def _bound(row: SignRequestRow) -> BoundItem:

@@ -17,8 +17,8 @@ from medsign.client import MedsignClient
 from medsign.db.session import Database
 from medsign.db.tables import EvidenceEventRow, KeyUseRow, SignRequestRow, StaffRow
 from tests.conftest import make_database_url
-from tests.live import LiveServer, enrol_live, live_server
 from tests.identity.support import make_national_id
+from tests.live import LiveServer, enrol_live, live_server
 
 PIN = "271828"
 ITEMS = 400

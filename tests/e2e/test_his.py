@@ -17,8 +17,8 @@ import pytest
 from medsign.client import MedsignClient
 from tests.api.signing_support import openssl_cms_verify
 from tests.conftest import make_database_url, openssl
-from tests.live import LiveServer, live_server
 from tests.identity.support import make_national_id
+from tests.live import LiveServer, live_server
 
 PIN = "314159"
 

@@ -60,3 +60,24 @@ def test_personal_data_is_refused(
 def test_event_types_are_subject_action(database: Database, clock: FixedClock) -> None:
     with pytest.raises(InputError), database.session() as session:
         record_event(session, clock.now(), "RequestOpened")
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from medsign.evidence.events import canonical_json  # noqa: E402
+
+_text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
+
+
+@given(
+    st.dictionaries(
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=8),
+        st.one_of(
+            _text, st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.lists(_text, max_size=3)
+        ),
+        max_size=6,
+    )
+)
+def test_fast_canonical_json_is_rfc8785(record: dict[str, object]) -> None:
+    assert canonical_json(record) == rfc8785.dumps(record)

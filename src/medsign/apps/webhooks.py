@@ -19,7 +19,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -140,6 +140,28 @@ def enqueue_webhook(
         )
     )
     return delivery_id
+
+
+def enqueue_webhooks(
+    session: Session,
+    at: dt.datetime,
+    application_id: str,
+    notifications: Sequence[tuple[str, str, dict[str, Any]]],
+) -> list[str]:
+    """``enqueue_webhook`` for many (event type, subject id, payload) of one application:
+    the application is looked up once (a batch of 500 results is 500 notifications)."""
+    if not notifications:
+        return []
+    with session.no_autoflush:
+        app = session.get(ApplicationRow, application_id)
+    if app is None:
+        raise NotFoundError(f"no application {application_id}")
+    if not app.webhook_url or app.state == ApplicationState.DEREGISTERED:
+        return []
+    return [
+        enqueue_webhook(session, at, application_id, event_type, subject_id, payload) or ""
+        for event_type, subject_id, payload in notifications
+    ]
 
 
 def signature_header(keys: list[bytes], timestamp: str, body: bytes) -> str:

@@ -70,7 +70,7 @@ def record_event(
         "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         **{k: v for k, v in fields.items() if v is not None},
     }
-    canonical = rfc8785.dumps(record)
+    canonical = canonical_json(record)
     session.add(
         EvidenceEventRow(
             id=event_id,
@@ -81,6 +81,29 @@ def record_event(
         )
     )
     return event_id
+
+
+def canonical_json(record: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of an event record.
+
+    Event records hold only ASCII keys, strings, safe integers, booleans and lists of
+    strings; for those, sorted-key compact ``json.dumps`` produces exactly the JCS bytes
+    (a property test checks it against the rfc8785 package) at a fraction of the cost.
+    Anything else goes through rfc8785."""
+    simple = all(
+        k.isascii()
+        and (
+            isinstance(v, str | bool)
+            or (isinstance(v, int) and abs(v) < 2**53)
+            or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+        )
+        for k, v in record.items()
+    )
+    if not simple:
+        return rfc8785.dumps(record)
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
 def list_events(
