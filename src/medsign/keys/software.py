@@ -18,6 +18,7 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -179,6 +180,31 @@ class _KeyCache:
             self._entries.clear()
 
 
+# OpenSSL releases the GIL while it signs, so a batch spread over a few threads uses every
+# core of the host; small batches are not worth the hand-off.
+_PARALLEL_FROM = 8
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="medsign-sign"
+            )
+        return _POOL
+
+
+def _sign_many(
+    private: PrivateKey, scheme: SignatureScheme, digests: Sequence[bytes]
+) -> list[bytes]:
+    if len(digests) < _PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        return [private.sign_digest(scheme, digest) for digest in digests]
+    return list(_pool().map(lambda digest: private.sign_digest(scheme, digest), digests))
+
+
 class SoftwareKeyStore:
     """Keys in the database, wrapped under a master secret held outside it."""
 
@@ -312,7 +338,7 @@ class SoftwareKeyStore:
                 connection, key_id, KIND, scheme, digests[0], actor=actor, purpose=purpose
             )
             private = self._private_key(row)
-            signatures = [private.sign_digest(scheme, digest) for digest in digests]
+            signatures = _sign_many(private, scheme, digests)
             insert_key_uses(
                 connection,
                 self._clock,
