@@ -40,12 +40,9 @@ from medsign.intake.requests import (
     Intake,
     ItemInput,
     OpenResult,
-    PreparedItem,
     Signer,
     SignRequest,
-    void_statement,
 )
-from medsign.intake.scenes import VOID_SCENE
 from medsign.intent.challenges import BoundItem, Challenge, IntentChallenges
 from medsign.keys.base import KeyStore
 
@@ -319,13 +316,7 @@ class SigningWorkflow:
             assert staff is not None
             signer = self._signer(session, staff)
             signer.check_can_sign()
-            statement = ItemInput(
-                scene=VOID_SCENE.code,
-                summary=f"作废 / Void: {original.summary}"[:2000],
-                record_id=original.record_id,
-                record=void_statement(original, reason),
-            )
-            prepared = self._prepare_void(statement, signer)
+            prepared = self.intake.prepare_void(original, reason, signer)
             result = self.intake.open(
                 session,
                 now,
@@ -342,23 +333,6 @@ class SigningWorkflow:
             if not result.replayed:
                 self._event_open(session, now, result.requests[0])
             return result
-
-    def _prepare_void(self, statement: ItemInput, signer: Signer) -> PreparedItem:
-        import rfc8785
-
-        from medsign.intake.requests import content_digest
-
-        content = rfc8785.dumps(statement.record)
-        algorithm = signer.digest_algorithm
-        return PreparedItem(
-            VOID_SCENE.code,
-            statement.summary,
-            statement.record_id,
-            "json",
-            content,
-            algorithm,
-            content_digest(algorithm, content),
-        )
 
     # -- intention -------------------------------------------------------------------------
 
@@ -548,8 +522,9 @@ class SigningWorkflow:
                     self._apply_void(session, now, request)
                 results.append(request)
             if results:
+                # Intake guarantees every item of one challenge belongs to one application.
                 self.notifier.enqueue_many(
-                    session, now, challenge_app_id(results), [_notification(r) for r in results]
+                    session, now, results[0].application_id, [_notification(r) for r in results]
                 )
             return results
 
@@ -668,11 +643,6 @@ def _notification(row: SignRequestRow | SignRequest) -> tuple[str, str, dict[str
             "voided_by_request_id": row.voided_by_request_id,
         },
     )
-
-
-def challenge_app_id(results: Sequence[SignRequest]) -> str:
-    """All items of one challenge belong to one application (intake guarantees it)."""
-    return results[0].application_id
 
 
 def _bound(row: SignRequestRow) -> BoundItem:

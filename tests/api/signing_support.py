@@ -73,44 +73,53 @@ def openssl_cms_verify(tmp: Path, signature: dict[str, Any], content: bytes) -> 
     return proc.stdout + proc.stderr if proc.returncode == 0 else f"FAILED {proc.stderr}"
 
 
-def openssl_ts_verify(tmp: Path, signature: dict[str, Any], runtime: Any) -> str:
-    """`openssl ts -verify` of the signature timestamp against the TSA chain."""
+def ts_verify(
+    tmp: Path, token_der: bytes, cms_der: bytes, hash_name: str, ca_file: Path, untrusted: Path
+) -> str:
+    """`openssl ts -verify` of a CMS signature's timestamp token over its signature value."""
     from medsign.crypto.cms import signature_timestamp_imprint
 
-    cms_der = base64.b64decode(signature["cms"])
-    hash_name = "sm3" if signature["scheme"] == "sm2-sm3" else "sha256"
-    imprint = signature_timestamp_imprint(cms_der, hash_name)
-    (tmp / "token.der").write_bytes(base64.b64decode(signature["timestamp_token"]))
-    tsa_cert = runtime.tsa.certificate()
-    tsa = runtime.authority.get_by_id(
-        next(
-            r.id
-            for r in runtime.authority.list(profile="tsa", limit=10)
-            if r.certificate_der == tsa_cert
-        )
-    )
-    chain = runtime.authority.chain(tsa.serial_hex)
-    (tmp / "tsa-root.pem").write_text(_pem(chain[-1]))
-    (tmp / "tsa-untrusted.pem").write_text(_pem(tsa_cert) + "".join(_pem(c) for c in chain[:-1]))
+    (tmp / "token.der").write_bytes(token_der)
+    imprint = signature_timestamp_imprint(cms_der, hash_name).hex()
     proc = subprocess.run(
         [
             "openssl",
             "ts",
             "-verify",
             "-digest",
-            imprint.hex(),
+            imprint,
             "-token_in",
             "-in",
             str(tmp / "token.der"),
             "-CAfile",
-            str(tmp / "tsa-root.pem"),
+            str(ca_file),
             "-untrusted",
-            str(tmp / "tsa-untrusted.pem"),
+            str(untrusted),
         ],
         capture_output=True,
         text=True,
     )
     return proc.stdout + proc.stderr
+
+
+def openssl_ts_verify(tmp: Path, signature: dict[str, Any], runtime: Any) -> str:
+    """`openssl ts -verify` of the signature timestamp against the TSA chain."""
+    tsa_cert = runtime.tsa.certificate()
+    tsa = next(
+        r for r in runtime.authority.list(profile="tsa", limit=10) if r.certificate_der == tsa_cert
+    )
+    chain = runtime.authority.chain(tsa.serial_hex)
+    (tmp / "tsa-root.pem").write_text(_pem(chain[-1]))
+    (tmp / "tsa-untrusted.pem").write_text(_pem(tsa_cert) + "".join(_pem(c) for c in chain[:-1]))
+    hash_name = "sm3" if signature["scheme"] == "sm2-sm3" else "sha256"
+    return ts_verify(
+        tmp,
+        base64.b64decode(signature["timestamp_token"]),
+        base64.b64decode(signature["cms"]),
+        hash_name,
+        tmp / "tsa-root.pem",
+        tmp / "tsa-untrusted.pem",
+    )
 
 
 def _pem(der: bytes) -> str:

@@ -100,23 +100,11 @@ def test_sign_a_json_record(
 
 
 def _public_from_cert(pem: str) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from asn1crypto import pem as asn1_pem
+    from asn1crypto import x509
 
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    try:
-        return (
-            cert.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-    except Exception:  # SM2 keys: cryptography cannot load them; take the SPKI bytes
-        from asn1crypto import x509 as ax
-
-        der = ax.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-        return PublicKey.from_der(der.public_key.dump()).pem()
+    _, _, der = asn1_pem.unarmor(pem.encode())
+    return PublicKey.from_der(x509.Certificate.load(der).public_key.dump()).pem()
 
 
 def test_batch_with_digests_signs_each_item(his: Any, signers: dict[str, str]) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from medsign.client import MedsignClient
-from tests.api.signing_support import openssl_cms_verify
-from tests.conftest import make_database_url, openssl
+from tests.api.signing_support import openssl_cms_verify, ts_verify
+from tests.conftest import make_database_url
 from tests.identity.support import make_national_id
 from tests.live import LiveServer, live_server
 
@@ -43,29 +43,6 @@ def staff_record(i: int) -> dict[str, object]:
         "title": "主治医师",
         "roles": ["doctor"],
     }
-
-
-def token_verifies(
-    tmp: Path, token_der: bytes, cms_der: bytes, hash_name: str, tsa_root: Path, tsa_untrusted: Path
-) -> str:
-    from medsign.crypto.cms import signature_timestamp_imprint
-
-    (tmp / "token.der").write_bytes(token_der)
-    imprint = signature_timestamp_imprint(cms_der, hash_name).hex()
-    return openssl(
-        "ts",
-        "-verify",
-        "-digest",
-        imprint,
-        "-token_in",
-        "-in",
-        str(tmp / "token.der"),
-        "-CAfile",
-        str(tsa_root),
-        "-untrusted",
-        str(tsa_untrusted),
-        check=False,
-    )
 
 
 def test_a_day_at_the_hospital(server: LiveServer, tmp_path: Path) -> None:
@@ -206,7 +183,7 @@ def test_a_day_at_the_hospital(server: LiveServer, tmp_path: Path) -> None:
         signature = result["signature"]
         content = rfc8785.dumps(records[result["record_id"]])
         assert "Verification successful" in openssl_cms_verify(tmp_path, signature, content)
-        out = token_verifies(
+        out = ts_verify(
             tmp_path,
             base64.b64decode(signature["timestamp_token"]),
             base64.b64decode(signature["cms"]),

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from medsign.api.schemas import CertificatePublic
-from medsign.ca.authority import CertificateRecord, pem_encode
+from medsign.ca.authority import CertificateRecord
 from medsign.ca.names import openssl_serial
-
-pem = pem_encode
 
 
 def certificate_public(record: CertificateRecord) -> CertificatePublic:
@@ -22,5 +20,5 @@ def certificate_public(record: CertificateRecord) -> CertificatePublic:
         not_after=record.not_after,
         issuer_ca_id=record.issuer_ca_id,
         key_id=record.key_id,
-        certificate_pem=pem(record.certificate_der),
+        certificate_pem=record.pem(),
     )

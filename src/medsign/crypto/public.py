@@ -101,10 +101,6 @@ class PublicKey:
         return key
 
 
-def field_size(algorithm: KeyAlgorithm) -> int:
-    return 32
-
-
 def der_to_raw(signature: bytes, size: int = 32) -> bytes:
     """DER SEQUENCE{r, s} to fixed-width r||s; raises InputError on malformed input."""
     try:

@@ -329,16 +329,7 @@ class EnrolmentService:
                 )
             staff_id = row.staff_id
         self._codes.issue_code(staff_id, "enrolment", enrolment_id)
-        with self._database.session() as session:
-            session.execute(
-                update(EnrolmentRow)
-                .where(EnrolmentRow.id == enrolment_id, EnrolmentRow.step == START)
-                .values(step=CODE_SENT)
-                .execution_options(synchronize_session=False)
-            )
-            record_event(
-                session, now, "enrolment:send-code", enrolment_id=enrolment_id, staff_id=staff_id
-            )
+        self._advance(enrolment_id, START, CODE_SENT, now, "enrolment:send-code", staff_id=staff_id)
         return self.view(token)
 
     def verify_code(self, token: str, code: str, *, client: str = "") -> EnrolmentView:
@@ -353,17 +344,14 @@ class EnrolmentService:
         except OTPExhaustedError:
             self._fail(enrolment_id, "too-many-wrong-codes")
             raise
-        now = self._clock.now()
-        with self._database.session() as session:
-            session.execute(
-                update(EnrolmentRow)
-                .where(EnrolmentRow.id == enrolment_id, EnrolmentRow.step == CODE_SENT)
-                .values(step=CODE_VERIFIED)
-                .execution_options(synchronize_session=False)
-            )
-            record_event(
-                session, now, "enrolment:verify-code", enrolment_id=enrolment_id, staff_id=staff_id
-            )
+        self._advance(
+            enrolment_id,
+            CODE_SENT,
+            CODE_VERIFIED,
+            self._clock.now(),
+            "enrolment:verify-code",
+            staff_id=staff_id,
+        )
         return self.view(token)
 
     def confirm_identity(self, token: str, national_id: str) -> EnrolmentView:
@@ -387,22 +375,15 @@ class EnrolmentService:
             except IdentityCheckError:
                 self._fail(enrolment_id, "identity-check-refused")
                 raise
-        now = self._clock.now()
-        with self._database.session() as session:
-            session.execute(
-                update(EnrolmentRow)
-                .where(EnrolmentRow.id == enrolment_id, EnrolmentRow.step == CODE_VERIFIED)
-                .values(step=IDENTITY_CONFIRMED)
-                .execution_options(synchronize_session=False)
-            )
-            record_event(
-                session,
-                now,
-                "enrolment:confirm-identity",
-                enrolment_id=enrolment_id,
-                staff_id=staff_id,
-                provider=self._identity_check.name if self._identity_check else None,
-            )
+        self._advance(
+            enrolment_id,
+            CODE_VERIFIED,
+            IDENTITY_CONFIRMED,
+            self._clock.now(),
+            "enrolment:confirm-identity",
+            staff_id=staff_id,
+            provider=self._identity_check.name if self._identity_check else None,
+        )
         return self.view(token)
 
     def set_pin(self, token: str, pin: str) -> Enrolment:
@@ -546,24 +527,36 @@ class EnrolmentService:
             log.exception("could not revoke the superseded certificate")
 
     def _release_claim(self, enrolment_id: str, staff_id: str, error: Exception | None) -> None:
-        now = self._clock.now()
+        self._advance(
+            enrolment_id,
+            ISSUING,
+            IDENTITY_CONFIRMED,
+            self._clock.now(),
+            "enrolment:issue-fail",
+            staff_id=staff_id,
+            error_code=error.code if isinstance(error, MedsignError) else "internal",
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _advance(
+        self,
+        enrolment_id: str,
+        from_step: str,
+        to_step: str,
+        now: dt.datetime,
+        event: str,
+        **fields: str | None,
+    ) -> None:
+        """Move the enrolment one step (only from ``from_step``) and record the event."""
         with self._database.session() as session:
             session.execute(
                 update(EnrolmentRow)
-                .where(EnrolmentRow.id == enrolment_id, EnrolmentRow.step == ISSUING)
-                .values(step=IDENTITY_CONFIRMED)
+                .where(EnrolmentRow.id == enrolment_id, EnrolmentRow.step == from_step)
+                .values(step=to_step)
                 .execution_options(synchronize_session=False)
             )
-            record_event(
-                session,
-                now,
-                "enrolment:issue-fail",
-                enrolment_id=enrolment_id,
-                staff_id=staff_id,
-                error_code=error.code if isinstance(error, MedsignError) else "internal",
-            )
-
-    # -- helpers ------------------------------------------------------------------------------
+            record_event(session, now, event, enrolment_id=enrolment_id, **fields)
 
     def _resolve(self, token: str) -> str:
         """The enrolment id a token opens; unknown tokens are simply not found."""

@@ -256,6 +256,21 @@ class Intake:
             scene.code, summary, item.record_id, "digest", None, given, bytes(item.digest)
         )
 
+    def prepare_void(self, original: SignRequestRow, reason: str, signer: Signer) -> PreparedItem:
+        """The void statement for a signed item: a JSON record naming the original, its
+        digest and the hash of its signature, signed by the original signer."""
+        content = rfc8785.dumps(void_statement(original, reason))
+        algorithm = signer.digest_algorithm
+        return PreparedItem(
+            VOID_SCENE.code,
+            f"作废 / Void: {original.summary}"[: self.limits.max_summary_chars],
+            original.record_id,
+            "json",
+            content,
+            algorithm,
+            content_digest(algorithm, content),
+        )
+
     def expiry(self, now: dt.datetime, expires_in: dt.timedelta | None) -> dt.datetime:
         ttl = expires_in if expires_in is not None else self.limits.default_ttl
         if ttl <= dt.timedelta(0) or ttl > self.limits.max_ttl:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import Response
 
-from medsign.api.convert import certificate_public, pem
+from medsign.api.convert import certificate_public
 from medsign.api.deps import AdminDep, RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.schemas import (
@@ -152,6 +152,3 @@ def import_external_certificate(
         csr_id, body.certificate.encode(), [c.encode() for c in body.chain], actor=actor
     )
     return certificate_public(record)
-
-
-__all__ = ["pem", "router"]

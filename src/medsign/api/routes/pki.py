@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from medsign.api.convert import pem
 from medsign.api.deps import RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.schemas import CertificateAuthorityPublic
@@ -25,7 +24,7 @@ def list_cas(runtime: RuntimeDep) -> list[CertificateAuthorityPublic]:
             family=ca.family,
             level=ca.level,
             parent_id=ca.parent_id,
-            certificate_pem=pem(ca.certificate_der),
+            certificate_pem=ca.pem(),
             certificate_url=f"{base}/pki/ca/{ca.id}.crt",
             crl_url=f"{base}/pki/crl/{ca.id}.crl",
         )
