@@ -29,7 +29,7 @@ from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import CertificateRow, SignRequestRow, StaffRow
 from medsign.errors import InputError, NotFoundError
-from medsign.evidence import record_event
+from medsign.evidence import record_event, record_events
 from medsign.intake.errors import RequestNotPendingError, SignerNotAllowedError
 from medsign.intake.requests import (
     CANCELLED,
@@ -490,9 +490,8 @@ class SigningWorkflow:
             )
             if stored != len(signed):
                 raise RequestNotPendingError("a request of this batch changed meanwhile")
-            results = []
-            for item in signed:
-                request = replace(
+            results = [
+                replace(
                     SignRequest.from_row(by_id[item.request_id]),
                     state=SIGNED,
                     signed_at=now,
@@ -504,23 +503,32 @@ class SigningWorkflow:
                     timestamp_time=item.timestamp_time,
                     intent_id=challenge.id,
                 )
-                record_event(
-                    session,
-                    now,
-                    "signature:apply",
-                    request_id=request.id,
-                    challenge_id=challenge.id,
-                    staff_id=challenge.staff_id,
-                    certificate_id=material.certificate_id,
-                    scheme=material.scheme.value,
-                    digest=request.digest.hex(),
-                    signature_sha256=hashlib.sha256(item.signature).hexdigest(),
-                    cms_sha256=hashlib.sha256(item.cms).hexdigest(),
-                    timestamp_sha256=hashlib.sha256(item.timestamp_token).hexdigest(),
-                )
+                for item in signed
+            ]
+            record_events(
+                session,
+                now,
+                [
+                    (
+                        "signature:apply",
+                        {
+                            "request_id": request.id,
+                            "challenge_id": challenge.id,
+                            "staff_id": challenge.staff_id,
+                            "certificate_id": material.certificate_id,
+                            "scheme": material.scheme.value,
+                            "digest": request.digest.hex(),
+                            "signature_sha256": hashlib.sha256(item.signature).hexdigest(),
+                            "cms_sha256": hashlib.sha256(item.cms).hexdigest(),
+                            "timestamp_sha256": hashlib.sha256(item.timestamp_token).hexdigest(),
+                        },
+                    )
+                    for request, item in zip(results, signed, strict=True)
+                ],
+            )
+            for request in results:
                 if request.kind == "void" and request.voids_request_id:
                     self._apply_void(session, now, request)
-                results.append(request)
             if results:
                 # Intake guarantees every item of one challenge belongs to one application.
                 self.notifier.enqueue_many(

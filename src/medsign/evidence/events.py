@@ -12,13 +12,15 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import EvidenceEventRow
 from medsign.errors import InputError
@@ -43,44 +45,73 @@ class EvidenceEvent:
     at: dt.datetime
 
 
-def _check_fields(fields: dict[str, Any]) -> None:
+def _check_fields(fields: Mapping[str, Any]) -> None:
     for key, value in fields.items():
-        if FORBIDDEN_FIELDS.search(key) and key not in ALLOWED_FIELDS_WITH_CODE:
-            raise InputError(f"evidence field {key!r} may carry personal data or secrets")
+        if key not in _KEYS_SEEN:
+            if FORBIDDEN_FIELDS.search(key) and key not in ALLOWED_FIELDS_WITH_CODE:
+                raise InputError(f"evidence field {key!r} may carry personal data or secrets")
+            _KEYS_SEEN.add(key)
         values = value if isinstance(value, list) else [value]
         for item in values:
             if not isinstance(item, str | int | bool) and item is not None:
                 raise InputError(f"evidence field {key!r} must hold ids, hashes or numbers")
 
 
+# Field names are few and fixed in code: each is checked against the pattern once.
+_KEYS_SEEN: set[str] = set()
+
+
 def record_event(
     session: Session, at: dt.datetime, event_type: str, **fields: Scalar | list[str]
 ) -> str:
     """Append one event in the caller's transaction; returns the event id."""
-    if not EVENT_TYPE.match(event_type):
-        raise InputError(f"evidence event type {event_type!r} is not subject:action")
+    return record_events(session, at, [(event_type, fields)])[0]
+
+
+def record_events(
+    session: Session,
+    at: dt.datetime,
+    events: Sequence[tuple[str, Mapping[str, Scalar | list[str]]]],
+) -> list[str]:
+    """Append several events (type, fields) in the caller's transaction, in order, with one
+    statement; returns their ids.
+
+    Rows are inserted at once rather than left to the unit of work, so the store's order is
+    the order of the calls, whatever else the transaction flushes later."""
     if at.tzinfo is None:
         raise InputError("evidence time must be UTC-aware")
-    _check_fields(fields)
-    event_id = new_id("evt")
-    record: dict[str, Any] = {
-        "v": EVENT_VERSION,
-        "id": event_id,
-        "type": event_type,
-        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        **{k: v for k, v in fields.items() if v is not None},
-    }
-    canonical = canonical_json(record)
-    session.add(
-        EvidenceEventRow(
-            id=event_id,
-            type=event_type,
-            record=canonical.decode("utf-8"),
-            record_sha256=hashlib.sha256(canonical).hexdigest(),
-            at=at,
+    when = at.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    rows, ids = [], []
+    for event_type, fields in events:
+        if not EVENT_TYPE.match(event_type):
+            raise InputError(f"evidence event type {event_type!r} is not subject:action")
+        _check_fields(fields)
+        event_id = new_id("evt")
+        record: dict[str, Any] = {
+            "v": EVENT_VERSION,
+            "id": event_id,
+            "type": event_type,
+            "at": when,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+        canonical = canonical_json(record)
+        ids.append(event_id)
+        rows.append(
+            {
+                "id": event_id,
+                "type": event_type,
+                "record": canonical.decode("utf-8"),
+                "record_sha256": hashlib.sha256(canonical).hexdigest(),
+                "at": at,
+            }
         )
-    )
-    return event_id
+    if rows:
+        session.execute(_INSERT, rows)
+    return ids
+
+
+# Core, not the ORM: no unit-of-work bookkeeping for rows nobody reads back in this session.
+_INSERT = insert(Base.metadata.tables[EvidenceEventRow.__tablename__])
 
 
 def canonical_json(record: dict[str, Any]) -> bytes:
