@@ -221,6 +221,8 @@ class StaffRow(Base):
     key_id: Mapped[str | None] = mapped_column(ForeignKey("keys.id"), nullable=True)
     certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
     enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when the signing key is held by a phone (WebCrypto) rather than by the key store.
+    signing_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     __table_args__ = (
@@ -402,3 +404,75 @@ class TimestampSerialRow(Base):
     __tablename__ = "timestamp_serials"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class StaffDeviceRow(Base):
+    """A phone bound to a staff member at enrolment (a long-lived device cookie)."""
+
+    __tablename__ = "staff_devices"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    label: Mapped[str] = mapped_column(String(128))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    key_mode: Mapped[str] = mapped_column(String(16), default="server")  # server | device
+    # The phone's own signing key (SubjectPublicKeyInfo) when key_mode is "device".
+    public_key_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
+    enrolment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class StaffSessionRow(Base):
+    """A signed-in staff member on one enrolled device; expires."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("staff_devices.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    method: Mapped[str] = mapped_column(String(16))  # enrolment | pin | passkey
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A pending WebAuthn registration ceremony (base64url challenge) and its deadline.
+    webauthn_challenge: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    webauthn_challenge_expires_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, nullable=True
+    )
+
+
+class LoginChallengeRow(Base):
+    """A QR-code login asked by an application, decided on a clinician's phone."""
+
+    __tablename__ = "login_challenges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    workstation: Mapped[str] = mapped_column(String(128), default="")
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decided_by_staff_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    assertion: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PasskeyCredentialRow(Base):
+    """A WebAuthn credential (passkey) a staff member registered as an intention method."""
+
+    __tablename__ = "passkey_credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), index=True)
+    credential_id: Mapped[str] = mapped_column(String(512), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    transports: Mapped[str] = mapped_column(String(128), default="[]")  # JSON list
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
