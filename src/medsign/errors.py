@@ -156,6 +156,11 @@ class IdentityCheckError(IntentError):
     title = "Identity not confirmed"
 
 
+class DeviceKeyError(InputError):
+    code = "device-key-invalid"
+    title = "The phone's key or its proof of possession is not acceptable"
+
+
 class PINNotSetError(IntentError):
     code = "pin-not-set"
     title = "No signing PIN set"
@@ -190,6 +195,88 @@ class OTPExhaustedError(IntentError):
 class OTPUsedError(IntentError):
     code = "otp-used"
     title = "Code already used"
+
+
+# --- passkeys (WebAuthn) ----------------------------------------------------------------------
+
+
+class PasskeyNotRegisteredError(IntentError):
+    code = "passkey-not-set"
+    title = "No passkey registered"
+
+
+class PasskeyUnknownError(IntentError):
+    """No passkey of the signer has this credential id (another person's counts as unknown,
+    so a refusal does not tell whose it is)."""
+
+    code = "passkey-unknown"
+    title = "Unknown passkey"
+
+
+class PasskeyRevokedError(IntentError):
+    code = "passkey-revoked"
+    title = "The passkey was revoked"
+
+
+class PasskeyAssertionError(IntentError):
+    """The assertion is malformed or does not verify; subclasses say which check failed."""
+
+    code = "passkey-assertion-invalid"
+    title = "The passkey assertion is not valid"
+
+
+class PasskeyChallengeError(PasskeyAssertionError):
+    """Signed over another challenge: another intention, other digests, or a replay."""
+
+    code = "passkey-wrong-challenge"
+    title = "The passkey assertion was made for something else"
+
+
+class PasskeyOriginError(PasskeyAssertionError):
+    """Made on another web origin or for another relying party (RP id)."""
+
+    code = "passkey-wrong-origin"
+    title = "The passkey assertion was made for another site"
+
+
+class PasskeyUserNotVerifiedError(PasskeyAssertionError):
+    """The authenticator did not verify the user (no UV flag, or no UP flag)."""
+
+    code = "passkey-user-not-verified"
+    title = "The passkey did not verify the user"
+
+
+class PasskeySignatureError(PasskeyAssertionError):
+    code = "passkey-signature-invalid"
+    title = "The passkey signature does not verify"
+
+
+class PasskeyClonedError(PasskeyAssertionError):
+    """The signature counter did not increase: the key may exist on two authenticators."""
+
+    code = "passkey-cloned"
+    title = "The passkey may have been cloned"
+
+
+class PasskeyRegistrationMissingError(StateError):
+    code = "passkey-registration-missing"
+    title = "No passkey registration is pending"
+
+
+class PasskeyRegistrationExpiredError(StateError):
+    code = "passkey-registration-expired"
+    title = "The passkey registration expired"
+    status = 410
+
+
+class PasskeyRegistrationInvalidError(InputError):
+    code = "passkey-registration-invalid"
+    title = "The passkey registration does not verify"
+
+
+class PasskeyDuplicateError(StateError):
+    code = "passkey-duplicate"
+    title = "This passkey is already registered"
 
 
 # --- applications: request authentication and state ------------------------------------------

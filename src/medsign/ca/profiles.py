@@ -214,6 +214,16 @@ BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
         # RFC 6960 §4.2.2.2.1: short-lived, and clients need not check its status.
         "ocsp_no_check": True,
     },
+    "login-assertion": {
+        "description": "Signs the QR-login assertions (JWS, ES256) applications verify offline",
+        "key_usage": ["digital_signature"],
+        # Short-lived: relying parties verify offline, without asking about revocation.
+        "lifetime_days": 90,
+        "subject": _SERVICE_SUBJECT,
+        # JWS ES256 (RFC 7518 §3.4) is ECDSA over P-256 only.
+        "key_algorithms": ["ec-p256"],
+        "policies": [f"{POLICY_ARC}.1.6"],
+    },
     "evidence-log": {
         "description": "Signs evidence-log checkpoints",
         "key_usage": ["digital_signature"],

@@ -2,10 +2,10 @@
 
 A challenge names exactly which items (request id, digest algorithm, digest) the signer is
 asked to sign; its binding digest is SHA-256 over their RFC 8785 canonical list. Confirming
-it (PIN or SMS code, checked by ``pin``/``otp``) makes it a proof, which the signing step
-consumes once, inside the same transaction that stores the signatures, after recomputing the
-binding from the rows it is about to sign. A proof is therefore fresh, single-use and bound
-to exactly what is signed: nothing else can ride on it.
+it (PIN, SMS code or passkey, checked by ``pin``/``otp``/``passkeys``) makes it a proof, which
+the signing step consumes once, inside the same transaction that stores the signatures, after
+recomputing the binding from the rows it is about to sign. A proof is therefore fresh,
+single-use and bound to exactly what is signed: nothing else can ride on it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from medsign.db.tables import IntentChallengeRow
 from medsign.errors import IntentError, NotFoundError
 from medsign.ids import new_id
 
-METHODS = ("pin", "sms")
+METHODS = ("pin", "sms", "passkey")
 OPEN, CONFIRMED, CONSUMED, FAILED = "open", "confirmed", "consumed", "failed"
 
 
@@ -66,6 +66,7 @@ class Challenge:
     binding_digest: str
     state: str
     expires_at: dt.datetime
+    created_at: dt.datetime
 
     @classmethod
     def from_row(cls, row: IntentChallengeRow) -> Challenge:
@@ -78,6 +79,7 @@ class Challenge:
             row.binding_digest,
             row.state,
             row.expires_at,
+            row.created_at,
         )
 
 
