@@ -89,11 +89,18 @@ class LiveServer:
 
 @contextmanager
 def live_server(
-    data_dir: Path, database_url: str, *, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    database_url: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    hostname: str = "127.0.0.1",
 ) -> Iterator[LiveServer]:
-    """`medsign init` (public base URL = this server) then `medsign serve` on a free port."""
+    """`medsign init` (public base URL = this server) then `medsign serve` on a free port.
+
+    ``hostname="localhost"`` gives a base URL a browser accepts as a WebAuthn relying party
+    (an IP address cannot be one)."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{hostname}:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDSIGN_")}
     env["MEDSIGN_LOG_LEVEL"] = "WARNING"
     env.update(extra_env or {})

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     sms_gateway_auth_value: SecretStr | None = None
     sms_gateway_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     enrolment_lifetime_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    login_lifetime_seconds: int = Field(
+        default=120,
+        ge=30,
+        le=600,
+        description="How long a QR-code login waits for the clinician's phone; applications"
+        " may ask for less",
+    )
+    # Clinicians' phones (/m/): a session lasts at most a shift and ends earlier when idle.
+    phone_session_minutes: int = Field(default=8 * 60, ge=5, le=7 * 24 * 60)
+    phone_idle_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    phone_events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Passkeys (WebAuthn): the relying party defaults to the public base URL's host name.
+    passkey_rp_id: str | None = None
+    passkey_rp_name: str = Field(default="medsign", min_length=1, max_length=64)
     # Real-name check against an external provider (name + ID number) during enrolment.
     enrolment_identity_check: bool = False
     # RFC 3161 time-stamping unit (docs/integration/timestamps-and-cms.md).

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, Settings
 from medsign.db.session import Database
 from medsign.errors import ConfigurationError, TimestampUnavailableError
+from medsign.identity.devices import PhoneSessions
 from medsign.identity.enrolment import EnrolmentService
 from medsign.identity.providers import (
     IdentityCheckProvider,
@@ -33,8 +35,11 @@ from medsign.identity.providers import (
 from medsign.identity.staff import StaffDirectory
 from medsign.intake.requests import Intake, IntakeLimits
 from medsign.intake.scenes import SceneRegistry
+from medsign.intent.assertions import LoginAssertions
 from medsign.intent.challenges import Challenge, IntentChallenges
+from medsign.intent.logins import LoginService
 from medsign.intent.otp import OneTimeCodes
+from medsign.intent.passkeys import PasskeyService, check_relying_party
 from medsign.intent.pin import SigningPINs
 from medsign.keys import (
     KeyStore,
@@ -48,7 +53,7 @@ from medsign.keys.sealing import DataSealer
 from medsign.tsa import TimestampAuthority
 from medsign.verify import Verifier
 from medsign.verify.installation import installation_verifier
-from medsign.workflow import SigningWorkflow
+from medsign.workflow import SecretChecker, SigningWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,9 @@ class Runtime:
     verifier: Verifier
     tsa: TimestampAuthority
     workflow: SigningWorkflow
+    phone: PhoneSessions
+    passkeys: PasskeyService | None  # None where the base URL's host cannot be an RP id
+    logins: LoginService
     _closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -174,6 +182,13 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
     pins = SigningPINs(
         database, clock, pepper=lambda pin: sealer.lookup_digest(pin, context="signing-pin")
     )
+    phone = PhoneSessions(
+        database,
+        clock,
+        lifetime=timedelta(minutes=settings.phone_session_minutes),
+        idle=timedelta(minutes=min(settings.phone_idle_minutes, settings.phone_session_minutes)),
+        authority=authority,
+    )
     enrolments = EnrolmentService(
         database,
         clock,
@@ -186,8 +201,13 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
         public_base_url=settings.public_base_url,
         lifetime=timedelta(minutes=settings.enrolment_lifetime_minutes),
         identity_check=identity_check,
+        devices=phone,
     )
     tsa = _timestamp_authority(settings, database, clock, keystore, authority)
+    passkeys = _passkeys(settings, database, clock)
+    secrets: dict[str, SecretChecker] = {"pin": _PINSecret(pins), "sms": _SMSSecret(codes)}
+    if passkeys is not None:
+        secrets["passkey"] = passkeys
     return Runtime(
         settings,
         database,
@@ -220,11 +240,38 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
                 ),
             ),
             intents=IntentChallenges(),
-            secrets={"pin": _PINSecret(pins), "sms": _SMSSecret(codes)},
+            secrets=secrets,
             stamper=tsa,
             notifier=_WebhookNotifier(),
             chain_for=authority.chain,
         ),
+        phone=phone,
+        passkeys=passkeys,
+        logins=LoginService(
+            database,
+            clock,
+            assertions=LoginAssertions(keystore, authority, clock, issuer=settings.public_base_url),
+            public_base_url=settings.public_base_url,
+            lifetime=timedelta(seconds=settings.login_lifetime_seconds),
+        ),
+    )
+
+
+def _passkeys(settings: Settings, database: Database, clock: Clock) -> PasskeyService | None:
+    """Passkeys for the phone pages' origin: the relying party is the host of the public base
+    URL (or ``passkey_rp_id``). Browsers refuse IP addresses as relying parties, so an
+    installation reached by IP runs without passkeys (PIN and SMS still work)."""
+    parts = urlsplit(settings.public_base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        rp_id, origins = check_relying_party(
+            settings.passkey_rp_id or parts.hostname or "", [origin]
+        )
+    except ConfigurationError as exc:
+        log.info("passkeys are off: %s", exc)
+        return None
+    return PasskeyService(
+        database, clock, rp_id=rp_id, rp_name=settings.passkey_rp_name, origins=origins
     )
 
 
@@ -282,6 +329,7 @@ def initialise(
     if demo:
         _ensure_seal_certificate(runtime, organization.name)
     _ensure_tsa_certificate(runtime, organization.name)
+    runtime.logins.assertions.ensure(actor="system:init")
     token = None
     if first_run:
         _, token = create_admin_token(database, clock, name="initial admin token")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -23,13 +23,19 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from medsign.clock import Clock
-from medsign.crypto import PublicKey, message_digest
+from medsign.crypto import PublicKey, message_digest, raw_to_der, verify
+from medsign.crypto.cms import (
+    add_signature_timestamp,
+    signature_timestamp_imprint,
+    signed_data_template,
+)
 from medsign.crypto.types import AlgorithmFamily, SignatureScheme
 from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import CertificateRow, SignRequestRow, StaffRow
-from medsign.errors import InputError, NotFoundError
+from medsign.errors import InputError, MedsignError, NotFoundError, StateError
 from medsign.evidence import record_event, record_events
+from medsign.ids import KeyId
 from medsign.intake.errors import RequestNotPendingError, SignerNotAllowedError
 from medsign.intake.requests import (
     CANCELLED,
@@ -45,6 +51,7 @@ from medsign.intake.requests import (
 )
 from medsign.intent.challenges import BoundItem, Challenge, IntentChallenges
 from medsign.keys.base import KeyStore
+from medsign.tsa.token import parse_token
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +102,42 @@ class SignerMaterial:
     """Everything needed to sign for one signer, loaded once per confirmation."""
 
     staff_id: str
-    key_id: str
+    key_id: str | None  # None: the key is on the signer's phone (``device_id``)
+    device_id: str | None
     certificate_id: str
     certificate_der: bytes
     chain_der: tuple[bytes, ...]
     public_key: PublicKey
     scheme: SignatureScheme
+
+
+@dataclass(frozen=True)
+class DevicePayload:
+    """What a phone holding its own key signs for one item (ECDSA-SHA256 over each): the raw
+    message (the record's RFC 8785 bytes, or the application's digest taken as the message)
+    and the CMS signed attributes (DER, signing-time = the challenge's creation time)."""
+
+    request_id: str
+    message: bytes
+    signed_attributes: bytes
+
+
+@dataclass(frozen=True)
+class DeviceSignature:
+    """The phone's two signatures for one item, r || s as WebCrypto makes them."""
+
+    raw: bytes
+    cms: bytes
+
+
+class DeviceSignatureError(InputError):
+    code = "device-signature-invalid"
+    title = "A signature made on the phone does not verify"
+
+
+class DeviceSignatureRequiredError(StateError):
+    code = "device-signature-required"
+    title = "The signer's key is on their phone: confirm there"
 
 
 @dataclass(frozen=True)
@@ -168,6 +205,7 @@ class SigningWorkflow:
             certificate_id=staff.certificate_id,
             certificate_status=status,
             family=family,
+            device_id=staff.signing_device_id,
         )
 
     # -- opening ---------------------------------------------------------------------------
@@ -256,9 +294,7 @@ class SigningWorkflow:
         self, caller: Caller, employee_no: str, request_ids: Sequence[str], reason: str
     ) -> list[SignRequest]:
         """The signer refuses (their reason is passed on to the application)."""
-        reason = reason.strip()
-        if not reason or len(reason) > 500:
-            raise InputError("a rejection needs a reason of 1 to 500 characters")
+        reason = _reason(reason, "a rejection")
         now = self.clock.now()
         with self.database.session() as session:
             signer = self.resolve_signer(session, caller, employee_no)
@@ -268,18 +304,28 @@ class SigningWorkflow:
                 )
                 for rid in request_ids
             ]
-            for row in rows:
-                self.intake.transition(session, row, now, REJECTED, reason=reason)
-                record_event(
-                    session,
-                    now,
-                    "request:reject",
-                    request_id=row.id,
-                    staff_id=signer.staff_id,
-                    reason_sha256=hashlib.sha256(reason.encode()).hexdigest(),
-                )
-                self._notify(session, now, row)
-            return [SignRequest.from_row(r) for r in rows]
+            return self._reject(session, now, signer.staff_id, rows, reason)
+
+    def _reject(
+        self,
+        session: Session,
+        now: dt.datetime,
+        staff_id: str,
+        rows: Sequence[SignRequestRow],
+        reason: str,
+    ) -> list[SignRequest]:
+        for row in rows:
+            self.intake.transition(session, row, now, REJECTED, reason=reason)
+            record_event(
+                session,
+                now,
+                "request:reject",
+                request_id=row.id,
+                staff_id=staff_id,
+                reason_sha256=hashlib.sha256(reason.encode()).hexdigest(),
+            )
+            self._notify(session, now, row)
+        return [SignRequest.from_row(r) for r in rows]
 
     def expire_due(self) -> int:
         now = self.clock.now()
@@ -302,9 +348,7 @@ class SigningWorkflow:
         expires_in: dt.timedelta | None = None,
     ) -> OpenResult:
         """Open a void statement for a signed item, addressed to its signer."""
-        reason = reason.strip()
-        if not reason or len(reason) > 500:
-            raise InputError("voiding needs a reason of 1 to 500 characters")
+        reason = _reason(reason, "voiding")
         now = self.clock.now()
         with self.database.session() as session:
             original = self.intake.get_row(session, request_id, application_id=caller.id)
@@ -339,54 +383,89 @@ class SigningWorkflow:
     def start_intent(
         self, caller: Caller, employee_no: str, request_ids: Sequence[str], method: str
     ) -> Challenge:
-        if not request_ids:
-            raise InputError("name at least one request to sign")
-        if len(set(request_ids)) != len(request_ids):
-            raise InputError("a request is named twice")
-        if method not in self.secrets:
-            raise InputError(f"method must be one of {', '.join(sorted(self.secrets))}")
+        self._check_intent_request(request_ids, method)
         now = self.clock.now()
         with self.database.session() as session:
             signer = self.resolve_signer(session, caller, employee_no)
-            signer.check_can_sign()
             rows = [
                 self.intake.get_row(
                     session, rid, application_id=caller.id, staff_id=signer.staff_id
                 )
                 for rid in request_ids
             ]
-            for row in rows:
-                self.intake.require_pending(row, now)
-            challenge = self.intents.start(
-                session,
-                now,
-                staff_id=signer.staff_id,
-                application_id=caller.id,
-                method=method,
-                items=[_bound(r) for r in rows],
-            )
-            record_event(
-                session,
-                now,
-                "intent:start",
-                challenge_id=challenge.id,
-                staff_id=signer.staff_id,
-                method=method,
-                request_ids=list(request_ids),
-                binding=challenge.binding_digest,
-            )
+            challenge = self._start_intent(session, now, signer, rows, method, caller.id)
         self.secrets[method].begin(challenge)
+        return challenge
+
+    def _check_intent_request(self, request_ids: Sequence[str], method: str) -> None:
+        if not request_ids:
+            raise InputError("name at least one request to sign")
+        if len(set(request_ids)) != len(request_ids):
+            raise InputError("a request is named twice")
+        if method not in self.secrets:
+            raise InputError(f"method must be one of {', '.join(sorted(self.secrets))}")
+
+    def _start_intent(
+        self,
+        session: Session,
+        now: dt.datetime,
+        signer: Signer,
+        rows: Sequence[SignRequestRow],
+        method: str,
+        application_id: str | None,
+    ) -> Challenge:
+        signer.check_can_sign()
+        for row in rows:
+            self.intake.require_pending(row, now)
+        challenge = self.intents.start(
+            session,
+            now,
+            staff_id=signer.staff_id,
+            application_id=application_id,
+            method=method,
+            items=[_bound(r) for r in rows],
+        )
+        record_event(
+            session,
+            now,
+            "intent:start",
+            challenge_id=challenge.id,
+            staff_id=signer.staff_id,
+            method=method,
+            request_ids=[r.id for r in rows],
+            binding=challenge.binding_digest,
+        )
         return challenge
 
     def confirm(
         self, caller: Caller, challenge_id: str, secret: str, *, client: str = ""
     ) -> list[SignRequest]:
         """Check the PIN/SMS code, then sign everything the challenge names."""
+        return self._confirm(challenge_id, secret, client, application_id=caller.id)
+
+    def _confirm(
+        self,
+        challenge_id: str,
+        secret: str,
+        client: str,
+        *,
+        application_id: str | None = None,
+        staff_id: str | None = None,
+        device_signatures: Mapping[str, DeviceSignature] | None = None,
+    ) -> list[SignRequest]:
         now = self.clock.now()
         with self.database.session() as session:
-            row = self.intents.get(session, challenge_id, application_id=caller.id)
+            row = self.intents.get(
+                session, challenge_id, application_id=application_id, staff_id=staff_id
+            )
             self.intents.check_open(row, now)
             challenge = Challenge.from_row(row)
+            staff = session.get(StaffRow, challenge.staff_id)
+            if staff is not None and staff.signing_device_id and device_signatures is None:
+                # Checked before the PIN: nothing could be signed, so no try is spent.
+                raise DeviceSignatureRequiredError(
+                    "this signer's key is on their phone; they confirm on the phone"
+                )
         checker = self.secrets[challenge.method]
         try:
             checker.check(challenge, secret, client=client)
@@ -416,11 +495,112 @@ class SigningWorkflow:
                 method=challenge.method,
                 binding=challenge.binding_digest,
             )
-        return self.sign_confirmed(challenge)
+        return self.sign_confirmed(challenge, device_signatures=device_signatures)
+
+    # -- the signer's own side (phone pages): every item addressed to them, any application --
+
+    def signer_pending(self, staff_id: str) -> list[SignRequest]:
+        now = self.clock.now()
+        with self.database.session() as session:
+            return [
+                SignRequest.from_row(r)
+                for r in self.intake.pending_for_signer(session, staff_id, now)
+            ]
+
+    def signer_request(self, staff_id: str, request_id: str) -> SignRequest:
+        with self.database.session() as session:
+            return SignRequest.from_row(self.intake.get_row(session, request_id, staff_id=staff_id))
+
+    def signer_history(self, staff_id: str, *, limit: int = 50) -> list[SignRequest]:
+        """The signer's decided requests (signed, rejected, cancelled, expired, voided),
+        newest first."""
+        with self.database.session() as session:
+            rows = session.scalars(
+                select(SignRequestRow)
+                .where(SignRequestRow.staff_id == staff_id, SignRequestRow.state != PENDING)
+                .order_by(SignRequestRow.updated_at.desc(), SignRequestRow.id)
+                .limit(max(1, min(limit, 200)))
+            )
+            return [SignRequest.from_row(r) for r in rows]
+
+    def signer_start_intent(
+        self, staff_id: str, request_ids: Sequence[str], method: str
+    ) -> Challenge:
+        self._check_intent_request(request_ids, method)
+        now = self.clock.now()
+        with self.database.session() as session:
+            staff = session.get(StaffRow, staff_id)
+            if staff is None:
+                raise NotFoundError(f"no staff member {staff_id}")
+            signer = self._signer(session, staff)
+            rows = [self.intake.get_row(session, rid, staff_id=staff_id) for rid in request_ids]
+            applications = {r.application_id for r in rows}
+            application_id = applications.pop() if len(applications) == 1 else None
+            challenge = self._start_intent(session, now, signer, rows, method, application_id)
+        self.secrets[method].begin(challenge)
+        return challenge
+
+    def signer_confirm(
+        self,
+        staff_id: str,
+        challenge_id: str,
+        secret: str,
+        *,
+        client: str = "",
+        device_signatures: Mapping[str, DeviceSignature] | None = None,
+    ) -> list[SignRequest]:
+        return self._confirm(
+            challenge_id, secret, client, staff_id=staff_id, device_signatures=device_signatures
+        )
+
+    def device_payloads(self, staff_id: str, challenge_id: str) -> list[DevicePayload]:
+        """What the signer's phone must sign for this challenge (empty when the key store
+        holds the key)."""
+        with self.database.session() as session:
+            row = self.intents.get(session, challenge_id, staff_id=staff_id)
+            challenge = Challenge.from_row(row)
+            staff = session.get(StaffRow, staff_id)
+            assert staff is not None
+            signer = self._signer(session, staff)
+            if signer.device_id is None:
+                return []
+            material = self._material(session, signer)
+            found = {
+                r.id: r
+                for r in session.scalars(
+                    select(SignRequestRow).where(SignRequestRow.id.in_(challenge.request_ids))
+                )
+            }
+            rows = [found[rid] for rid in challenge.request_ids if rid in found]
+        template = signed_data_template(
+            material.certificate_der, list(material.chain_der), material.scheme, "sha256"
+        )
+        return [
+            DevicePayload(
+                r.id, _raw_message(r), template.signed_attributes(r.digest, challenge.created_at)
+            )
+            for r in rows
+        ]
+
+    def signer_reject(
+        self, staff_id: str, request_ids: Sequence[str], reason: str
+    ) -> list[SignRequest]:
+        reason = _reason(reason, "a rejection")
+        if not request_ids or len(set(request_ids)) != len(request_ids):
+            raise InputError("name each request to reject once")
+        now = self.clock.now()
+        with self.database.session() as session:
+            rows = [self.intake.get_row(session, rid, staff_id=staff_id) for rid in request_ids]
+            return self._reject(session, now, staff_id, rows, reason)
 
     # -- signing ---------------------------------------------------------------------------
 
-    def sign_confirmed(self, challenge: Challenge) -> list[SignRequest]:
+    def sign_confirmed(
+        self,
+        challenge: Challenge,
+        *,
+        device_signatures: Mapping[str, DeviceSignature] | None = None,
+    ) -> list[SignRequest]:
         now = self.clock.now()
         with self.database.session() as session:
             found = {
@@ -443,7 +623,12 @@ class SigningWorkflow:
             bound = [_bound(r) for r in snapshot]
         # Signing happens outside any transaction: it is CPU work and the key store records
         # each key use in its own transaction (SQLite allows one writer at a time).
-        signed = self._sign_all(material, snapshot, now)
+        if material.key_id is None:
+            signed = self._accept_device_signatures(
+                material, snapshot, challenge, device_signatures or {}
+            )
+        else:
+            signed = self._sign_all(material, snapshot, now)
         by_id = {row.id: row for row in snapshot}
         with self.database.session() as session:
             # The certificate may have been revoked or held while the batch was signed.
@@ -529,11 +714,14 @@ class SigningWorkflow:
             for request in results:
                 if request.kind == "void" and request.voids_request_id:
                     self._apply_void(session, now, request)
-            if results:
-                # Intake guarantees every item of one challenge belongs to one application.
-                self.notifier.enqueue_many(
-                    session, now, results[0].application_id, [_notification(r) for r in results]
+            # A signer's batch from the phone may span applications: each hears of its own.
+            per_application: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+            for request in results:
+                per_application.setdefault(request.application_id, []).append(
+                    _notification(request)
                 )
+            for application_id, notifications in per_application.items():
+                self.notifier.enqueue_many(session, now, application_id, notifications)
             return results
 
     def _apply_void(self, session: Session, now: dt.datetime, statement: SignRequest) -> None:
@@ -558,13 +746,14 @@ class SigningWorkflow:
             self._notify(session, now, original)
 
     def _material(self, session: Session, signer: Signer) -> SignerMaterial:
-        assert signer.certificate_id and signer.key_id
+        assert signer.certificate_id and (signer.key_id or signer.device_id)
         cert = session.get(CertificateRow, signer.certificate_id)
         assert cert is not None
         public_key = PublicKey.from_der(cert.public_key_der)
         return SignerMaterial(
             staff_id=signer.staff_id,
-            key_id=signer.key_id,
+            key_id=signer.key_id if signer.device_id is None else None,
+            device_id=signer.device_id,
             certificate_id=cert.id,
             certificate_der=cert.certificate_der,
             chain_der=tuple(self._chain_for(cert.serial_hex)),
@@ -579,14 +768,7 @@ class SigningWorkflow:
 
         Each phase is one key-store call (all uses recorded in one transaction), so a batch
         costs little more than its signatures."""
-        from medsign.crypto.cms import (
-            add_signature_timestamp,
-            signature_timestamp_imprint,
-            signed_data_template,
-        )
-        from medsign.ids import KeyId
-        from medsign.tsa.token import parse_token
-
+        assert m.key_id is not None
         actor = f"staff:{m.staff_id}"
         key_id = KeyId(m.key_id)
         # The raw signature covers the record itself (JCS bytes), or the digest the
@@ -613,6 +795,16 @@ class SigningWorkflow:
             purpose="cms-signature",
         )
         cms = [template.assemble(a, sig) for a, sig in zip(attributes, cms_signatures, strict=True)]
+        return self._stamp(rows, signatures, cms, hash_name)
+
+    def _stamp(
+        self,
+        rows: Sequence[SignRequestRow],
+        signatures: Sequence[bytes],
+        cms: Sequence[bytes],
+        hash_name: str,
+    ) -> list[SignedItem]:
+        """Signature timestamps (CAdES-T) for a batch's CMS, in one TSA call."""
         tokens = self.stamper.stamp_many(
             [signature_timestamp_imprint(c, hash_name) for c in cms], hash_name
         )
@@ -628,6 +820,36 @@ class SigningWorkflow:
             )
             for row, signature, c, token in zip(rows, signatures, cms, tokens, strict=True)
         ]
+
+    def _accept_device_signatures(
+        self,
+        m: SignerMaterial,
+        rows: Sequence[SignRequestRow],
+        challenge: Challenge,
+        given: Mapping[str, DeviceSignature],
+    ) -> list[SignedItem]:
+        """Check the phone's signatures with the certified public key, then build the CMS and
+        timestamp them exactly as for a key-store signature. Nothing is stored unless every
+        signature of the batch verifies."""
+        if set(given) != {r.id for r in rows}:
+            raise DeviceSignatureError("the phone must sign every item of the challenge, once")
+        template = signed_data_template(m.certificate_der, list(m.chain_der), m.scheme, "sha256")
+        raw_signatures, cms = [], []
+        for row in rows:
+            signature = given[row.id]
+            attributes = template.signed_attributes(row.digest, challenge.created_at)
+            try:
+                raw = raw_to_der(signature.raw)
+                cms_signature = raw_to_der(signature.cms)
+                verify(m.public_key, m.scheme, _raw_message(row), raw)
+                verify(m.public_key, m.scheme, attributes, cms_signature)
+            except MedsignError as exc:
+                raise DeviceSignatureError(
+                    f"the phone's signature for {row.id} does not verify"
+                ) from exc
+            raw_signatures.append(raw)
+            cms.append(template.assemble(attributes, cms_signature))
+        return self._stamp(rows, raw_signatures, cms, "sha256")
 
     # -- notification ----------------------------------------------------------------------
 
@@ -651,6 +873,19 @@ def _notification(row: SignRequestRow | SignRequest) -> tuple[str, str, dict[str
             "voided_by_request_id": row.voided_by_request_id,
         },
     )
+
+
+def _reason(reason: str, what: str) -> str:
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise InputError(f"{what} needs a reason of 1 to 500 characters")
+    return reason
+
+
+def _raw_message(row: SignRequestRow) -> bytes:
+    """What a phone-held key signs as the raw signature: the record's RFC 8785 bytes, or the
+    application's digest taken as the message (WebCrypto cannot sign a precomputed hash)."""
+    return row.content if row.content_kind == "json" and row.content is not None else row.digest
 
 
 def _bound(row: SignRequestRow) -> BoundItem:

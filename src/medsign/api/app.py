@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 import medsign
@@ -19,6 +20,8 @@ from medsign.api.routes import (
     applications,
     enrolment,
     health,
+    logins,
+    phone,
     pki,
     signing,
     staff,
@@ -27,6 +30,8 @@ from medsign.api.routes import (
 )
 from medsign.api.schemas import Problem
 from medsign.runtime import Runtime
+from medsign.web import phone as phone_pages
+from medsign.web.phone import STATIC_DIR as PHONE_STATIC
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +61,13 @@ async def _dispatch_webhooks(runtime: Runtime, batch: int = 50) -> None:
 
 
 async def _expire_overdue(runtime: Runtime, interval: float = 30.0) -> None:
-    """Expire overdue signature requests and enrolments (so their webhooks go out)."""
+    """Expire overdue signature requests, enrolments and logins (so their webhooks go out)."""
     while True:
-        for job in (runtime.workflow.expire_due, runtime.enrolments.expire_due):
+        for job in (
+            runtime.workflow.expire_due,
+            runtime.enrolments.expire_due,
+            runtime.logins.expire_due,
+        ):
             try:
                 await run_in_threadpool(job)
             except Exception:  # a failed run must not stop the scheduler; retried next tick
@@ -109,8 +118,10 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(admin.router)
-    for module in (applications, staff, enrolment, signing, tsa, verify):
+    for module in (applications, staff, enrolment, signing, logins, tsa, verify, phone):
         app.include_router(module.router)
+    app.include_router(phone_pages.router)
+    app.mount("/m/static", StaticFiles(directory=PHONE_STATIC), name="phone-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -86,6 +86,10 @@ class SignRequestPublic(BaseModel):
     reject_reason: str | None
     voids_request_id: str | None
     voided_by_request_id: str | None
+    phone_url: str = Field(
+        description="Opens this request on the signer's enrolled phone (QR-code signing; the"
+        " QR image is at `/api/v1/sign-requests/{id}/qr.svg` or `.png`)"
+    )
     signature: SignaturePublic | None = None
 
 

@@ -658,6 +658,20 @@ class CertificateAuthority:
             subject=subject, public_key=request.public_key, profile=chosen, key_id=None, actor=actor
         )
 
+    def issue_for_public_key(
+        self, public_key_der: bytes, subject: SubjectInput, profile: str, *, actor: str
+    ) -> CertificateRecord:
+        """Issue for a key held outside medsign (a clinician's phone). The caller must have
+        checked proof of possession first, as a CSR's self-signature would."""
+        chosen = self._leaf_profile(profile)
+        return self._issue(
+            subject=self._subject_for(subject, chosen),
+            public_key=PublicKey.from_der(public_key_der),
+            profile=chosen,
+            key_id=None,
+            actor=actor,
+        )
+
     def issue_for_key(
         self, key_id: str, subject: SubjectInput, profile: str, *, actor: str
     ) -> CertificateRecord:

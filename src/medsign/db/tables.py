@@ -241,6 +241,8 @@ class EnrolmentRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     step: Mapped[str] = mapped_column(String(32), default="start")
     key_algorithm: Mapped[str] = mapped_column(String(16))
+    # "server": the key store makes the key; "device": the phone makes it (WebCrypto).
+    key_location: Mapped[str] = mapped_column(String(16), default="server")
     failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -38,10 +38,13 @@ from sqlalchemy.orm import Session
 from medsign.apps.webhooks import enqueue_webhook
 from medsign.ca.authority import GOOD, HOLD, CertificateAuthority
 from medsign.clock import Clock, ensure_utc
+from medsign.crypto import PublicKey, SignatureEncoding, SignatureScheme, verify
 from medsign.crypto.types import KeyAlgorithm
 from medsign.db.session import Database
 from medsign.db.tables import EnrolmentRow, OneTimeCodeRow, OrganizationRow, StaffRow
 from medsign.errors import (
+    ConfigurationError,
+    DeviceKeyError,
     EnrolmentClosedError,
     EnrolmentExpiredError,
     IdentityCheckError,
@@ -54,6 +57,7 @@ from medsign.errors import (
     TooManyRequestsError,
 )
 from medsign.evidence.events import record_event
+from medsign.identity.devices import DeviceBinding, PhoneSessions
 from medsign.identity.providers import IdentityCheckProvider
 from medsign.identity.staff import ACTIVE, StaffDirectory, normalise_national_id
 from medsign.ids import new_id
@@ -77,6 +81,7 @@ ISSUING = "issuing"
 DONE = "done"
 
 ALGORITHMS = (KeyAlgorithm.SM2, KeyAlgorithm.EC_P256, KeyAlgorithm.RSA_2048)
+SERVER_KEY, DEVICE_KEY = "server", "device"
 TOKEN_CONTEXT = "enrolment-token"  # noqa: S105 (a context label, not a secret)
 _TOKEN = re.compile(r"[0-9a-f]{64}")
 RESEND_INTERVAL = dt.timedelta(seconds=60)
@@ -99,6 +104,7 @@ class Enrolment:
     created_at: dt.datetime
     completed_at: dt.datetime | None
     certificate_id: str | None
+    key_location: str = SERVER_KEY
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,22 @@ class EnrolmentView:
     key_algorithm: str
     expires_at: dt.datetime
     resend_at: dt.datetime | None
+    key_location: str = SERVER_KEY
+
+
+@dataclass(frozen=True)
+class DeviceKeyProof:
+    """A phone's own P-256 key (SubjectPublicKeyInfo) and its proof of possession: an
+    ECDSA-SHA256 signature (r || s, as WebCrypto makes it) over ``pop_message``."""
+
+    public_key_der: bytes
+    signature: bytes
+
+
+def pop_message(enrolment_id: str, public_key_der: bytes) -> bytes:
+    """What the phone signs to prove it holds the key it asks medsign to certify: bound to
+    this enrolment, so a proof cannot be replayed into another one."""
+    return b"medsign device key v1\x00" + enrolment_id.encode("ascii") + b"\x00" + public_key_der
 
 
 def token_digest(token: str) -> str:
@@ -143,7 +165,28 @@ def _to_domain(row: EnrolmentRow, employee_no: str) -> Enrolment:
         created_at=row.created_at,
         completed_at=row.completed_at,
         certificate_id=row.certificate_id,
+        key_location=row.key_location,
     )
+
+
+def verify_possession(enrolment_id: str, proof: DeviceKeyProof) -> None:
+    """Raise unless ``proof`` is a P-256 key that signed this enrolment's PoP message."""
+    try:
+        public_key = PublicKey.from_der(proof.public_key_der)
+    except MedsignError as exc:
+        raise DeviceKeyError("the phone's public key cannot be read") from exc
+    if public_key.algorithm is not KeyAlgorithm.EC_P256:
+        raise DeviceKeyError("a key held on the phone must be ECDSA P-256")
+    try:
+        verify(
+            public_key,
+            SignatureScheme.ECDSA_SHA256,
+            pop_message(enrolment_id, proof.public_key_der),
+            proof.signature,
+            encoding=SignatureEncoding.RAW,
+        )
+    except MedsignError as exc:
+        raise DeviceKeyError("the phone did not prove it holds this key") from exc
 
 
 class EnrolmentService:
@@ -161,7 +204,9 @@ class EnrolmentService:
         public_base_url: str,
         lifetime: dt.timedelta = dt.timedelta(minutes=15),
         identity_check: IdentityCheckProvider | None = None,
+        devices: PhoneSessions | None = None,
     ) -> None:
+        self._devices = devices
         self._database = database
         self._clock = clock
         self._sealer = sealer
@@ -189,15 +234,24 @@ class EnrolmentService:
         employee_no: str,
         *,
         key_algorithm: str = KeyAlgorithm.SM2.value,
+        key_location: str = SERVER_KEY,
     ) -> EnrolmentTicket:
-        """Open an enrolment; earlier pending ones for the same person are superseded."""
+        """Open an enrolment; earlier pending ones for the same person are superseded.
+
+        ``key_location="device"`` has the phone make the signing key (WebCrypto P-256,
+        non-extractable): medsign certifies it and never holds it."""
         try:
             algorithm = KeyAlgorithm(key_algorithm)
         except ValueError as exc:
             raise InputError(f"key algorithm {key_algorithm!r} is not offered") from exc
         if algorithm not in ALGORITHMS:
             raise InputError(f"key algorithm {key_algorithm!r} is not offered for staff keys")
-        if algorithm not in self._keystore.supported_algorithms():
+        if key_location not in (SERVER_KEY, DEVICE_KEY):
+            raise InputError("key location must be server or device")
+        if key_location == DEVICE_KEY and algorithm is not KeyAlgorithm.EC_P256:
+            # Browsers make ECDSA P-256 keys; SM2 and RSA keys stay in the key store.
+            raise InputError("a key held on the phone must be ec-p256")
+        if key_location == SERVER_KEY and algorithm not in self._keystore.supported_algorithms():
             raise InputError(f"the key store cannot make {algorithm} keys")
         enrolment_id = new_id("enr")
         # Before any write: the first use of the lookup key may read it in another connection.
@@ -236,6 +290,7 @@ class EnrolmentService:
                 state=PENDING,
                 step=START,
                 key_algorithm=algorithm.value,
+                key_location=key_location,
                 failure_reason=None,
                 expires_at=now + self._lifetime,
                 created_at=now,
@@ -252,6 +307,7 @@ class EnrolmentService:
                 staff_id=staff.id,
                 application_id=application_id,
                 key_algorithm=algorithm.value,
+                key_location=key_location,
             )
             return EnrolmentTicket(_to_domain(row, employee_no), self._url(token))
 
@@ -304,6 +360,7 @@ class EnrolmentService:
                 key_algorithm=row.key_algorithm,
                 expires_at=row.expires_at,
                 resend_at=self._resend_at(session, row.id),
+                key_location=row.key_location,
             )
 
     def send_code(self, token: str, *, client: str = "") -> EnrolmentView:
@@ -388,12 +445,38 @@ class EnrolmentService:
 
     def set_pin(self, token: str, pin: str) -> Enrolment:
         """Choose the signing PIN; makes the key and certificate and completes enrolment."""
+        return self._finish(token, pin, bind_label=None, device_key=None)[0]
+
+    def finish_on_phone(
+        self, token: str, pin: str, *, label: str, device_key: DeviceKeyProof | None = None
+    ) -> tuple[Enrolment, DeviceBinding]:
+        """``set_pin``, and the phone that did it becomes the clinician's device (signed in),
+        in the same transaction that completes the enrolment. For a ``device`` enrolment the
+        phone's own key (with its proof of possession) is certified instead of making one."""
+        enrolment, binding = self._finish(token, pin, bind_label=label, device_key=device_key)
+        assert binding is not None
+        return enrolment, binding
+
+    def _finish(
+        self,
+        token: str,
+        pin: str,
+        *,
+        bind_label: str | None,
+        device_key: DeviceKeyProof | None,
+    ) -> tuple[Enrolment, DeviceBinding | None]:
         enrolment_id = self._resolve(token)
         hashed = self._pins.hash_pin(pin)  # refuses trivial PINs before anything happens
         now = self._clock.now()
         with self._database.session() as session:
             row = self._pending(session, enrolment_id)
             self._require_step(row, IDENTITY_CONFIRMED)
+            if row.key_location == DEVICE_KEY:
+                if device_key is None or bind_label is None:
+                    raise InputError("this enrolment needs the key made on the phone")
+                verify_possession(enrolment_id, device_key)
+            elif device_key is not None:
+                raise InputError("this enrolment keeps the key in medsign's key store")
             staff = self._require_active_staff(session, row.staff_id)
             claimed = session.execute(
                 update(EnrolmentRow)
@@ -420,17 +503,23 @@ class EnrolmentService:
             algorithm = KeyAlgorithm(row.key_algorithm)
             application_id = row.application_id
         actor = f"enrolment:{enrolment_id}"
+        subject = {k: v for k, v in subject.items() if v}
+        key_id: str | None = None
         try:
-            key = self._keystore.generate(algorithm, label=f"staff:{staff_id}")
-            certificate = self._authority.issue_for_key(
-                key.id,
-                {k: v for k, v in subject.items() if v},
-                "staff-signing",
-                actor=actor,
-            )
+            if device_key is not None:
+                certificate = self._authority.issue_for_public_key(
+                    device_key.public_key_der, subject, "staff-signing", actor=actor
+                )
+            else:
+                key = self._keystore.generate(algorithm, label=f"staff:{staff_id}")
+                key_id = key.id
+                certificate = self._authority.issue_for_key(
+                    key.id, subject, "staff-signing", actor=actor
+                )
         except Exception as exc:
             self._release_claim(enrolment_id, staff_id, exc)
             raise
+        binding: DeviceBinding | None = None
         try:
             with self._database.session() as session:
                 previous = self._complete(
@@ -439,12 +528,32 @@ class EnrolmentService:
                     staff_id=staff_id,
                     employee_no=employee_no,
                     application_id=application_id,
-                    key_id=key.id,
+                    key_id=key_id,
                     certificate_id=certificate.id,
                     serial=certificate.serial_hex,
                     hashed_pin=hashed,
                     now=now,
                 )
+                if bind_label is not None:
+                    if self._devices is None:
+                        raise ConfigurationError("phone binding is not configured")
+                    binding = self._devices.bind_in(
+                        session,
+                        now,
+                        staff_id,
+                        label=bind_label,
+                        enrolment_id=enrolment_id,
+                        key_mode=DEVICE_KEY if device_key else SERVER_KEY,
+                        public_key_der=device_key.public_key_der if device_key else None,
+                        certificate_id=certificate.id if device_key else None,
+                    )
+                    if device_key is not None:
+                        session.execute(
+                            update(StaffRow)
+                            .where(StaffRow.id == staff_id)
+                            .values(signing_device_id=binding.device_id)
+                            .execution_options(synchronize_session=False)
+                        )
         except Exception:
             log.exception("enrolment could not be recorded; revoking the fresh certificate")
             self._authority.revoke(certificate.serial_hex, "cessationOfOperation", actor=actor)
@@ -455,7 +564,7 @@ class EnrolmentService:
         with self._database.session() as session:
             done = session.get(EnrolmentRow, enrolment_id)
             assert done is not None
-            return _to_domain(done, employee_no)
+            return _to_domain(done, employee_no), binding
 
     def _complete(
         self,
@@ -465,7 +574,7 @@ class EnrolmentService:
         staff_id: str,
         employee_no: str,
         application_id: str,
-        key_id: str,
+        key_id: str | None,
         certificate_id: str,
         serial: str,
         hashed_pin: str,
@@ -482,6 +591,7 @@ class EnrolmentService:
         previous = staff.certificate_id
         staff.key_id = key_id
         staff.certificate_id = certificate_id
+        staff.signing_device_id = None  # set by the binding when the phone holds the key
         staff.enrolled_at = now
         self._pins.store_hash(session, staff_id, hashed_pin, actor=f"enrolment:{enrolment_id}")
         row.state = AUTHENTICATED

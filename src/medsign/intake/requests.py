@@ -65,6 +65,8 @@ class Signer:
     certificate_id: str | None
     certificate_status: str | None
     family: AlgorithmFamily | None
+    # The enrolled phone holding the signing key, when the key store does not.
+    device_id: str | None = None
 
     @property
     def digest_algorithm(self) -> str:
@@ -75,7 +77,8 @@ class Signer:
             raise SignerFrozenError(f"signer {self.staff_id} is frozen")
         if self.state == "deregistered":
             raise SignerDeregisteredError(f"signer {self.staff_id} is deregistered")
-        if self.key_id is None or self.certificate_id is None or self.family is None:
+        has_key = self.key_id is not None or self.device_id is not None
+        if not has_key or self.certificate_id is None or self.family is None:
             raise SignerNotEnrolledError(f"signer {self.staff_id} has not enrolled")
         if self.certificate_status == "revoked":
             raise SignerCertificateRevokedError(f"certificate of {self.staff_id} is revoked")

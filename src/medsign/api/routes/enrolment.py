@@ -7,6 +7,8 @@ enrolment completes, fails or expires.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from typing import Annotated, Literal
 
@@ -17,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from medsign.api.auth import ApplicationDep
 from medsign.api.deps import RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
+from medsign.api.routes.phone import set_device_cookie, set_session_cookie
 from medsign.api.routes.staff import addressable_staff
 from medsign.ca.authority import pem_encode
-from medsign.identity.enrolment import Enrolment, EnrolmentView
+from medsign.errors import InputError
+from medsign.identity.enrolment import DeviceKeyProof, Enrolment, EnrolmentView
 from medsign.identity.qr import qr_png, qr_svg
 from medsign.runtime import Runtime
 
@@ -32,6 +36,12 @@ class EnrolmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     employee_no: str = Field(min_length=1, max_length=64)
     key_algorithm: Literal["sm2", "ec-p256", "rsa-2048"] = "sm2"
+    key_location: Literal["server", "device"] = Field(
+        default="server",
+        description='"server": the key store makes and keeps the key (default; any algorithm);'
+        ' "device": the phone makes a non-extractable WebCrypto key and medsign certifies it'
+        " (ec-p256 only; signing then happens on that phone)",
+    )
 
 
 class EnrolmentPublic(BaseModel):
@@ -41,6 +51,7 @@ class EnrolmentPublic(BaseModel):
     state: Literal["pending", "authenticated", "failed", "expired"]
     step: str
     key_algorithm: str
+    key_location: str
     failure_reason: str | None
     expires_at: dt.datetime
     created_at: dt.datetime
@@ -67,6 +78,7 @@ class EnrolmentStepPublic(BaseModel):
     state: str
     step: Literal["start", "code-sent", "code-verified", "identity-confirmed", "issuing", "done"]
     key_algorithm: str
+    key_location: str
     expires_at: dt.datetime
     resend_at: dt.datetime | None
 
@@ -81,9 +93,25 @@ class IdentitySubmit(BaseModel):
     national_id: str = Field(min_length=1, max_length=32)
 
 
+class DeviceKeySubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    public_key: str = Field(
+        min_length=1, max_length=400, description="The phone's P-256 SubjectPublicKeyInfo, base64"
+    )
+    proof: str = Field(
+        min_length=1,
+        max_length=200,
+        description="ECDSA-SHA256 signature (r || s, base64) over"
+        ' "medsign device key v1" 0x00 enrolment_id 0x00 public_key (DER)',
+    )
+
+
 class PINSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pin: str = Field(min_length=1, max_length=16)
+    device_key: DeviceKeySubmit | None = Field(
+        default=None, description="Required when the enrolment keeps the key on the phone"
+    )
 
 
 class EnrolmentDonePublic(BaseModel):
@@ -106,6 +134,7 @@ def _public(runtime: Runtime, enrolment: Enrolment) -> EnrolmentPublic:
         state=enrolment.state,
         step=enrolment.step,
         key_algorithm=enrolment.key_algorithm,
+        key_location=enrolment.key_location,
         failure_reason=enrolment.failure_reason,
         expires_at=enrolment.expires_at,
         created_at=enrolment.created_at,
@@ -126,9 +155,17 @@ def _step(view: EnrolmentView) -> EnrolmentStepPublic:
         state=view.state,
         step=view.step,
         key_algorithm=view.key_algorithm,
+        key_location=view.key_location,
         expires_at=view.expires_at,
         resend_at=view.resend_at,
     )
+
+
+def _b64(value: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"{field} is not base64") from exc
 
 
 def _client(request: Request) -> str:
@@ -150,7 +187,11 @@ def create_enrolment(
 ) -> EnrolmentCreatedPublic:
     addressable_staff(runtime, app, body.employee_no)
     ticket = runtime.enrolments.create(
-        app.id, app.organization_id, body.employee_no, key_algorithm=body.key_algorithm
+        app.id,
+        app.organization_id,
+        body.employee_no,
+        key_algorithm=body.key_algorithm,
+        key_location=body.key_location,
     )
     base = f"/api/v1/enrolments/{ticket.enrolment.id}"
     return EnrolmentCreatedPublic(
@@ -247,13 +288,25 @@ def phone_confirm_identity(
     "/m/api/enrolments/{token}/pin",
     response_model=EnrolmentDonePublic,
     tags=["phone"],
-    summary="Choose the signing PIN; creates the signing key and certificate",
+    summary="Choose the signing PIN; creates the signing key and certificate and binds this"
+    " phone (device and session cookies)",
 )
 def phone_set_pin(
-    token: _TOKEN, body: PINSubmit, runtime: RuntimeDep, response: Response
+    token: _TOKEN, body: PINSubmit, request: Request, runtime: RuntimeDep, response: Response
 ) -> EnrolmentDonePublic:
     response.headers.update(_NO_STORE)
-    enrolment = runtime.enrolments.set_pin(token, body.pin)
+    device_key = None
+    if body.device_key is not None:
+        device_key = DeviceKeyProof(
+            public_key_der=_b64(body.device_key.public_key, "public_key"),
+            signature=_b64(body.device_key.proof, "proof"),
+        )
+    # The phone that finished enrolment becomes the clinician's device, signed in at once.
+    enrolment, binding = runtime.enrolments.finish_on_phone(
+        token, body.pin, label=request.headers.get("user-agent", ""), device_key=device_key
+    )
+    set_device_cookie(response, runtime, binding.device_token)
+    set_session_cookie(response, runtime, binding.session.token)
     serial = None
     if enrolment.certificate_id is not None:
         serial = runtime.authority.get_by_id(enrolment.certificate_id).serial_hex.upper()

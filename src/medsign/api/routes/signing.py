@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections import OrderedDict
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +35,7 @@ from medsign.apps.registry import may_address
 from medsign.ca.authority import pem_encode
 from medsign.ca.names import openssl_serial
 from medsign.errors import InputError
+from medsign.identity.qr import qr_png, qr_svg
 from medsign.intake.requests import ItemInput, SignRequest
 from medsign.runtime import Runtime
 
@@ -129,8 +130,13 @@ def _public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
         reject_reason=request.reject_reason,
         voids_request_id=request.voids_request_id,
         voided_by_request_id=request.voided_by_request_id,
+        phone_url=_phone_url(runtime, request.id),
         signature=signature,
     )
+
+
+def _phone_url(runtime: Runtime, request_id: str) -> str:
+    return f"{runtime.settings.public_base_url}/m/s/{request_id}"
 
 
 @router.post(
@@ -197,6 +203,23 @@ def open_batch(
 )
 def get_request(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
     return _public(runtime, runtime.workflow.get(_Caller(app), request_id))
+
+
+@router.get(
+    "/sign-requests/{request_id}/qr.{kind}",
+    summary="QR code of the request's phone URL, for the signer to scan (QR-code signing)",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+)
+def request_qr(
+    request_id: str, kind: Literal["svg", "png"], runtime: RuntimeDep, app: ApplicationDep
+) -> Response:
+    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    url = _phone_url(runtime, found.id)
+    headers = {"Cache-Control": "no-store"}
+    if kind == "svg":
+        return Response(qr_svg(url), media_type="image/svg+xml", headers=headers)
+    return Response(qr_png(url), media_type="image/png", headers=headers)
 
 
 @router.get("/sign-batches/{batch_id}", response_model=SignBatchPublic, summary="Poll a batch")

@@ -1,0 +1,133 @@
+"""Page text in Chinese (the default) and English.
+
+Keys are stable; a missing translation falls back to Chinese, and a missing key shows the key
+itself, so a gap is visible on the page rather than crashing it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT = "zh-CN"
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "app.title": ("医护签名", "medsign for clinicians"),
+    "nav.pending": ("待签", "To sign"),
+    "nav.history": ("记录", "History"),
+    "nav.settings": ("设置", "Settings"),
+    "common.cancel": ("取消", "Cancel"),
+    "common.back": ("返回", "Back"),
+    "common.error": ("出错了", "Something went wrong"),
+    "common.retry": ("重试", "Try again"),
+    "common.expires": ("有效期至", "Valid until"),
+    "common.loading": ("正在加载…", "Loading…"),
+    "common.done": ("完成", "Done"),
+    "home.empty": ("没有待签的内容", "Nothing waiting for your signature"),
+    "home.select_all": ("全选", "Select all"),
+    "home.sign_selected": ("签署所选（{n}）", "Sign selected ({n})"),
+    "home.live": ("新的待签内容会自动出现", "New requests appear here by themselves"),
+    "home.signed": ("已签署 {n} 项", "{n} signed"),
+    "detail.title": ("签署内容", "What you sign"),
+    "detail.application": ("来源系统", "Requested by"),
+    "detail.scene": ("类型", "Kind"),
+    "detail.summary": ("摘要", "Summary"),
+    "detail.record_id": ("业务编号", "Record number"),
+    "detail.record": ("数据内容", "Record"),
+    "detail.digest": ("摘要值", "Digest"),
+    "detail.sign": ("签署", "Sign"),
+    "detail.reject": ("拒签", "Reject"),
+    "detail.reject_reason": ("拒签原因", "Reason for rejecting"),
+    "detail.rejected": ("已拒签", "Rejected"),
+    "detail.void": ("作废声明：签署后原签名作废", "Void statement: signing it voids the original"),
+    "state.pending": ("待签", "Waiting"),
+    "state.signed": ("已签署", "Signed"),
+    "state.rejected": ("已拒签", "Rejected"),
+    "state.cancelled": ("已撤销", "Cancelled"),
+    "state.expired": ("已过期", "Expired"),
+    "state.voided": ("已作废", "Voided"),
+    "pin.title": ("输入签名密码", "Enter your signing PIN"),
+    "pin.for_items": ("确认签署 {n} 项", "Confirm signing {n} item(s)"),
+    "pin.confirm": ("确认签署", "Confirm and sign"),
+    "pin.label": ("签名密码", "Signing PIN"),
+    "pin.use_passkey": (
+        "改用通行密钥（指纹/面容）确认",
+        "Confirm with a passkey (fingerprint/face)",
+    ),
+    "pin.no_device_key": (
+        "此手机上没有签名密钥，请重新认证",
+        "This phone holds no signing key: enrol again",
+    ),
+    "unlock.title": ("解锁", "Unlock"),
+    "unlock.hint": ("输入签名密码以继续", "Enter your signing PIN to continue"),
+    "unlock.button": ("解锁", "Unlock"),
+    "unlock.not_enrolled": (
+        "此手机尚未完成实名认证。请从医院业务系统扫描认证二维码。",
+        "This phone is not enrolled. Scan the enrolment QR code shown by the hospital system.",
+    ),
+    "history.empty": ("暂无记录", "No decided requests yet"),
+    "settings.language": ("语言", "Language"),
+    "settings.change_pin": ("修改签名密码", "Change signing PIN"),
+    "settings.old_pin": ("原密码", "Current PIN"),
+    "settings.new_pin": ("新密码", "New PIN"),
+    "settings.new_pin_again": ("再次输入新密码", "New PIN again"),
+    "settings.pin_changed": ("签名密码已修改", "Your signing PIN was changed"),
+    "settings.pins_differ": ("两次输入的密码不一致", "The two PINs differ"),
+    "settings.devices": ("已绑定的手机", "Enrolled phones"),
+    "settings.passkeys": ("通行密钥", "Passkeys"),
+    "settings.passkey_label": ("名称", "Name"),
+    "settings.passkey_default": ("我的手机", "My phone"),
+    "settings.passkey_add": ("添加通行密钥", "Add a passkey"),
+    "settings.remove": ("删除", "Remove"),
+    "settings.this_device": ("本机", "this phone"),
+    "settings.unbind": ("解除绑定", "Unbind"),
+    "settings.unbound": ("已解除", "unbound"),
+    "settings.logout": ("退出登录", "Log out"),
+    "settings.logged_out": ("已退出。", "You are logged out."),
+    "enrol.title": ("实名认证", "Real-name authentication"),
+    "enrol.for": ("{org}：{name}（{department}）", "{org}: {name} ({department})"),
+    "enrol.send_code": ("发送短信验证码", "Text me a code"),
+    "enrol.code_sent": ("验证码已发送至 {phone}", "A code was sent to {phone}"),
+    "enrol.code": ("短信验证码", "SMS code"),
+    "enrol.verify": ("验证", "Verify"),
+    "enrol.national_id": ("身份证号", "National ID number"),
+    "enrol.confirm_identity": ("确认身份", "Confirm identity"),
+    "enrol.choose_pin": ("设置签名密码（6位数字）", "Choose a signing PIN (6 digits)"),
+    "enrol.pin_again": ("再次输入", "Once more"),
+    "enrol.finish": ("完成认证并申请证书", "Finish and get my certificate"),
+    "enrol.device_key": (
+        "签名密钥将在本手机上生成并保存，不可导出。",
+        "Your signing key will be made and kept on this phone; it cannot be exported.",
+    ),
+    "enrol.done": (
+        "认证完成，签名证书已签发。此手机已绑定。",
+        "Done: your signing certificate is issued and this phone is enrolled.",
+    ),
+    "enrol.closed": ("此认证链接已失效", "This enrolment link is no longer valid"),
+    "enrol.go_home": ("进入待签列表", "Go to my list"),
+    "login.title": ("扫码登录", "Sign-in request"),
+    "login.asks": ("{app} 请求以您的身份登录", "{app} asks to sign you in"),
+    "login.workstation": ("工作站", "Workstation"),
+    "login.approve": ("确认登录", "Approve"),
+    "login.decline": ("拒绝", "Decline"),
+    "login.approved": ("已确认登录", "Sign-in approved"),
+    "login.declined": ("已拒绝登录", "Sign-in declined"),
+    "login.expired": ("登录请求已过期", "This sign-in request has expired"),
+    "login.used": ("登录请求已处理", "This sign-in request was already answered"),
+}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    index = 1 if lang == "en" else 0
+
+    def t(key: str, **values: object) -> str:
+        pair = MESSAGES.get(key)
+        text = key if pair is None else (pair[index] or pair[0])
+        return text.format(**values) if values else text
+
+    return t
+
+
+def catalogue(lang: str, prefixes: tuple[str, ...]) -> dict[str, str]:
+    """The messages a page's script needs (keys starting with one of ``prefixes``)."""
+    index = 1 if lang == "en" else 0
+    return {k: v[index] for k, v in MESSAGES.items() if k.startswith(prefixes)}
