@@ -217,6 +217,7 @@ def test_another_phone_without_enrolment_is_refused(server: LiveServer, browser:
     page.goto(server.base + "/m/")
     page.wait_for_url(re.compile(r"/m/unlock\?next="))
     assert "尚未完成实名认证" in page.inner_text("#message")
+    shot(page, "not-enrolled")
     response = page.request.get(server.base + "/m/api/pending")
     assert response.status == 401
     assert response.headers["content-type"].startswith("application/problem+json")
