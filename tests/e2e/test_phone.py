@@ -150,7 +150,8 @@ def test_pending_arrive_live_and_ten_are_signed_with_one_pin(
     page.fill("#pin-input", "000000")
     page.click("#pin-submit")
     page.wait_for_selector("#pin-error:not([hidden])")
-    assert "PIN" in page.inner_text("#pin-error")
+    assert page.inner_text("#pin-error") == "签名密码错误，还可尝试 4 次"  # in the page's language
+    assert not page.is_visible("#passkey-sign")  # no passkey registered yet
     shot(page, "pin-wrong")
     page.fill("#pin-input", PIN)
     shot(page, "pin-dialog")

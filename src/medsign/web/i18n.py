@@ -113,6 +113,65 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.declined": ("已拒绝登录", "Sign-in declined"),
     "login.expired": ("登录请求已过期", "This sign-in request has expired"),
     "login.used": ("登录请求已处理", "This sign-in request was already answered"),
+    # Errors by their problem code: what a clinician can act on, in their language.
+    "error.pin-wrong": (
+        "签名密码错误，还可尝试 {remaining_tries} 次",
+        "Wrong PIN: {remaining_tries} tries left",
+    ),
+    "error.pin-locked": (
+        "签名密码已锁定，请稍后再试或联系信息科解锁",
+        "Your PIN is locked: try later or ask IT to unlock it",
+    ),
+    "error.pin-not-set": ("尚未设置签名密码，请先完成实名认证", "No PIN is set: enrol first"),
+    "error.otp-wrong": ("验证码错误", "Wrong code"),
+    "error.otp-expired": ("验证码已过期，请重新发送", "The code expired: send a new one"),
+    "error.otp-exhausted": (
+        "错误次数过多，请重新发送验证码",
+        "Too many wrong codes: send a new one",
+    ),
+    "error.otp-used": ("验证码已使用，请重新发送", "That code was used: send a new one"),
+    "error.identity-check-failed": (
+        "身份证号与医院登记的不一致",
+        "The ID number does not match the hospital's record",
+    ),
+    "error.enrolment-closed": ("此认证链接已失效", "This enrolment link is no longer valid"),
+    "error.enrolment-expired": (
+        "此认证链接已过期，请重新扫码",
+        "This enrolment link expired: scan a new QR code",
+    ),
+    "error.rate-limited": ("操作太频繁，请稍后再试", "Too many tries: wait a moment"),
+    "error.intent-expired": ("确认已超时，请重新签署", "The confirmation timed out: sign again"),
+    "error.intent-used": ("此确认已使用，请重新签署", "This confirmation was used: sign again"),
+    "error.request-expired": ("签署请求已过期", "The request expired"),
+    "error.request-not-pending": (
+        "该内容已被处理（已签、已拒或已撤销）",
+        "Already decided (signed, rejected or cancelled)",
+    ),
+    "error.signer-frozen": ("您的账户已冻结，请联系信息科", "Your account is frozen: contact IT"),
+    "error.signer-certificate-revoked": (
+        "您的签名证书已吊销，请重新认证",
+        "Your certificate is revoked: enrol again",
+    ),
+    "error.signer-certificate-held": ("您的签名证书已暂停使用", "Your certificate is on hold"),
+    "error.phone-session-invalid": ("请重新解锁", "Please unlock again"),
+    "error.phone-device-unknown": (
+        "此手机尚未绑定，请重新认证",
+        "This phone is not enrolled: enrol again",
+    ),
+    "error.device-signature-invalid": (
+        "手机签名校验失败，请重新签署",
+        "The phone's signature did not verify: sign again",
+    ),
+    "error.device-key-invalid": (
+        "无法使用此手机的密钥，请重新认证",
+        "This phone's key cannot be used: enrol again",
+    ),
+    "error.passkey-unknown": ("此通行密钥未登记", "This passkey is not registered"),
+    "error.passkey-revoked": ("此通行密钥已删除", "This passkey was removed"),
+    "error.passkey-user-not-verified": ("需要指纹或面容验证", "Fingerprint or face check needed"),
+    "error.passkey-cloned": ("通行密钥异常，已拒绝", "The passkey looks cloned: refused"),
+    "error.passkey-duplicate": ("此通行密钥已登记", "This passkey is already registered"),
+    "error.invalid-input": ("输入有误：{detail}", "Invalid input: {detail}"),
 }
 
 

@@ -62,7 +62,7 @@ def render(
         "page": page,
         "lang": lang,
         "messages": catalogue(lang, ("common.", "home.", "pin.", "state.", "detail.",
-                                     "settings.", "enrol.", "login.", "unlock.")),
+                                     "settings.", "enrol.", "login.", "unlock.", "error.")),
         **(data or {}),
     }  # fmt: skip
     html = _env.get_template(f"phone/{template}").render(

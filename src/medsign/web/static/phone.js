@@ -27,7 +27,9 @@
     const parsed = text ? JSON.parse(text) : {};
     if (!response.ok) {
       if (response.status === 401 && data.page !== "unlock" && data.page !== "enrol") toUnlock();
-      const error = new Error(parsed.detail || parsed.title || msg("common.error"));
+      // The clinician's language where we know the code; the server's words otherwise.
+      const known = data.messages["error." + parsed.code];
+      const error = new Error(known ? msg("error." + parsed.code, parsed) : (parsed.detail || parsed.title || msg("common.error")));
       error.status = response.status;
       error.code = parsed.code;
       throw error;
@@ -397,6 +399,12 @@
     if (!$("approve")) return;
     $("approve").addEventListener("click", () => decide("approve"));
     $("decline").addEventListener("click", () => decide("decline"));
+  }
+
+  // Times are sent in UTC; the phone shows them in its own time zone and language.
+  for (const element of document.querySelectorAll("time[datetime]")) {
+    const when = new Date(element.getAttribute("datetime"));
+    if (!isNaN(when)) element.textContent = when.toLocaleString(data.lang, { hour12: false });
   }
 
   const pages = { home, request, settings, unlock, enrol, login };
