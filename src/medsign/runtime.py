@@ -24,6 +24,7 @@ from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, Settings
 from medsign.db.session import Database
 from medsign.errors import ConfigurationError, TimestampUnavailableError
+from medsign.evidence.log import EvidenceLog
 from medsign.identity.devices import PhoneSessions
 from medsign.identity.enrolment import EnrolmentService
 from medsign.identity.providers import (
@@ -119,6 +120,7 @@ class Runtime:
     workflow: SigningWorkflow
     phone: PhoneSessions
     passkeys: PasskeyService | None  # None where the base URL's host cannot be an RP id
+    evidence_log: EvidenceLog
     logins: LoginService
     _closed: bool = field(default=False, repr=False)
 
@@ -247,6 +249,7 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
         ),
         phone=phone,
         passkeys=passkeys,
+        evidence_log=EvidenceLog(database),
         logins=LoginService(
             database,
             clock,

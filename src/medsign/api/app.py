@@ -19,6 +19,7 @@ from medsign.api.routes import (
     admin,
     applications,
     enrolment,
+    evidence,
     health,
     logins,
     phone,
@@ -118,7 +119,7 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(admin.router)
-    for module in (applications, staff, enrolment, signing, logins, tsa, verify, phone):
+    for module in (applications, staff, enrolment, signing, logins, tsa, verify, phone, evidence):
         app.include_router(module.router)
     app.include_router(phone_pages.router)
     app.mount("/m/static", StaticFiles(directory=PHONE_STATIC), name="phone-static")

@@ -379,6 +379,8 @@ class EvidenceEventRow(Base):
     record: Mapped[str] = mapped_column(Text)
     record_sha256: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Position in the Merkle log (RFC 9162): dense, in commit order, assigned on append.
+    leaf_index: Mapped[int] = mapped_column(BigInteger, unique=True)
 
 
 class WebhookDeliveryRow(Base):
@@ -478,3 +480,68 @@ class PasskeyCredentialRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EvidenceLogHeadRow(Base):
+    """The Merkle log's size. Appending takes this row's lock, so leaf indexes are dense and
+    follow commit order (a rolled-back append leaves no gap)."""
+
+    __tablename__ = "evidence_log_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class MerkleNodeRow(Base):
+    """Hash of every perfect, aligned subtree of the log (level 0: the leaves). Append-only."""
+
+    __tablename__ = "merkle_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogCheckpointRow(Base):
+    """A signed checkpoint (C2SP signed note) of the log, with its RFC 3161 timestamp."""
+
+    __tablename__ = "log_checkpoints"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    timestamp_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LogCosignatureRow(Base):
+    """A witness's cosignature (C2SP tlog-cosignature) of one checkpoint."""
+
+    __tablename__ = "log_cosignatures"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("log_checkpoints.id"), index=True)
+    witness_name: Mapped[str] = mapped_column(String(200))
+    signature_line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("checkpoint_id", "witness_name", name="uq_cosignature"),)
+
+
+class WitnessRow(Base):
+    """A witness this log asks to cosign its checkpoints."""
+
+    __tablename__ = "log_witnesses"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # 32-byte Ed25519
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class WitnessedLogRow(Base):
+    """This installation acting as a witness: the newest checkpoint it saw of another log."""
+
+    __tablename__ = "witnessed_logs"
+    origin: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_name: Mapped[str] = mapped_column(String(200))
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
