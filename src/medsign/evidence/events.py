@@ -111,7 +111,7 @@ def record_events(
         first = append_leaves(session, leaves)
         for offset, row in enumerate(rows):
             row["leaf_index"] = first + offset
-        session.execute(_INSERT, rows)
+        session.connection().execute(_INSERT, rows)
     return ids
 
 

@@ -13,9 +13,10 @@ O(log n) lookups (see ``merkle.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import TextClause, bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -26,6 +27,13 @@ from medsign.evidence.merkle import Frontier, leaf_hash
 
 _NODES = Base.metadata.tables[MerkleNodeRow.__tablename__]
 _NODE_INSERT = insert(_NODES)
+_HEAD = Base.metadata.tables[EvidenceLogHeadRow.__tablename__]
+_HEAD_BUMP = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(size=_HEAD.c.size + bindparam("n"))
+    .returning(_HEAD.c.size)
+)
 
 
 class DatabaseHashes:
@@ -42,14 +50,17 @@ class DatabaseHashes:
         wanted = list(dict.fromkeys(keys))
         found: dict[tuple[int, int], bytes] = {}
         # Chunks keep the statement within every database's parameter limit.
-        for start in range(0, len(wanted), 200):
-            chunk = wanted[start : start + 200]
-            rows = self._db.execute(
-                select(_NODES.c.level, _NODES.c.index, _NODES.c.hash).where(
-                    tuple_(_NODES.c.level, _NODES.c.index).in_(chunk)
-                )
-            )
-            for level, index, digest in rows:
+        # "(level = ? AND index = ?) OR ...": both databases answer each pair from the
+        # primary key (a row-value IN list is not always indexed on SQLite), and the
+        # statement text is cached per count, since building SQL expressions per append
+        # costs more than running them.
+        for start in range(0, len(wanted), 64):
+            chunk = wanted[start : start + 64]
+            params: dict[str, int] = {}
+            for n, (level, index) in enumerate(chunk):
+                params[f"l{n}"] = level
+                params[f"i{n}"] = index
+            for level, index, digest in self._db.execute(_lookup(len(chunk)), params):
                 found[(int(level), int(index))] = bytes(digest)
         missing = [k for k in wanted if k not in found]
         if missing:
@@ -57,25 +68,28 @@ class DatabaseHashes:
         return found
 
 
+@functools.lru_cache(maxsize=64)
+def _lookup(count: int) -> TextClause:
+    pairs = " OR ".join(f'(level = :l{n} AND "index" = :i{n})' for n in range(count))
+    return text(f'SELECT level, "index", hash FROM merkle_nodes WHERE {pairs}')  # noqa: S608
+
+
 def append_leaves(session: Session, leaves: Sequence[bytes]) -> int:
     """Append leaf data in the caller's transaction; returns the first new leaf index."""
     if not leaves:
         return current_size(session)
-    size = session.execute(
-        update(EvidenceLogHeadRow)
-        .where(EvidenceLogHeadRow.id == 1)
-        .values(size=EvidenceLogHeadRow.size + len(leaves))
-        .returning(EvidenceLogHeadRow.size)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    # Core statements on the session's connection: the ORM's bookkeeping costs more than
+    # the statements themselves on this path, which every evidence event takes.
+    conn = session.connection()
+    size = conn.execute(_HEAD_BUMP, {"n": len(leaves)}).scalar_one_or_none()
     if size is None:
         raise EvidenceError("the evidence log has no head row; run the migrations")
     first = int(size) - len(leaves)
-    frontier = Frontier.load(DatabaseHashes(session), first)
+    frontier = Frontier.load(DatabaseHashes(conn), first)
     nodes = []
     for data in leaves:
         nodes.extend(frontier.append(leaf_hash(data)))
-    session.execute(
+    conn.execute(
         _NODE_INSERT, [{"level": lv, "index": ix, "hash": digest} for lv, ix, digest in nodes]
     )
     return first
