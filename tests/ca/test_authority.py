@@ -17,7 +17,7 @@ from medsign.ca import CertificateAuthority, CertificateRecord
 from medsign.ca.builder import verify_certificate_signature
 from medsign.ca.profiles import DEFAULT_PROFILES
 from medsign.clock import FixedClock
-from medsign.crypto import AlgorithmFamily, KeyAlgorithm
+from medsign.crypto import CA_FAMILIES, AlgorithmFamily, KeyAlgorithm
 from medsign.db import Database
 from medsign.db.tables import CertificateEventRow, CertificateRow, KeyRow
 from medsign.errors import InputError, KeyUseError, NotFoundError, StateError
@@ -97,7 +97,7 @@ def test_hierarchy_for_every_family_is_idempotent(
 ) -> None:
     cas = authority.initialise_hierarchy(ORGANIZATION)
     assert sorted((ca.family.value, ca.level) for ca in cas) == sorted(
-        (family.value, level) for family in AlgorithmFamily for level in ("root", "issuing")
+        (family.value, level) for family in CA_FAMILIES for level in ("root", "issuing")
     )
     keys, certificates = count(database, KeyRow), count(database, CertificateRow)
     assert keys == 9  # root, issuing CA and OCSP responder per family
@@ -105,7 +105,7 @@ def test_hierarchy_for_every_family_is_idempotent(
     assert [ca.id for ca in again] == [ca.id for ca in cas]
     assert (count(database, KeyRow), count(database, CertificateRow)) == (keys, certificates)
 
-    for family in AlgorithmFamily:
+    for family in CA_FAMILIES:
         root = next(ca for ca in cas if ca.family is family and ca.level == "root")
         issuing = next(ca for ca in cas if ca.family is family and ca.level == "issuing")
         assert issuing.parent_id == root.id
@@ -172,11 +172,39 @@ def test_issuing_without_hierarchy_is_a_state_error(
         authority.issue_for_key(key.id, STAFF, "staff-signing", actor="admin")
 
 
+@pytest.mark.interop
+def test_ed25519_is_neither_a_hierarchy_nor_certified(
+    authority: CertificateAuthority,
+    keystore: SoftwareKeyStore,
+    database: Database,
+    run_openssl: OpenSSL,
+) -> None:
+    # Ed25519 keys sign messages; the CA signs digests through the key store, so it refuses
+    # them outright instead of failing halfway through a hierarchy or an issuance.
+    assert AlgorithmFamily.ED25519 not in CA_FAMILIES
+    with pytest.raises(InputError, match="no hierarchy for ed25519"):
+        authority.initialise_hierarchy(ORGANIZATION, families=[AlgorithmFamily.ED25519])
+    assert count(database, KeyRow) == 0
+    with pytest.raises(InputError, match="no hierarchy for ed25519"):
+        authority.issuing_ca(AlgorithmFamily.ED25519)
+    key = keystore.generate(KeyAlgorithm.ED25519, label="witness")
+    with pytest.raises(InputError, match="does not certify") as refused:
+        authority.issue_for_key(key.id, STAFF, "staff-signing", actor="admin")
+    assert refused.value.public_message() == "ed25519 keys cannot be certified"
+    run_openssl("genpkey", "-algorithm", "ED25519", "-out", "ed.key")
+    run_openssl(
+        "req", "-new", "-key", "ed.key", "-subj", "/CN=张三/serialNumber=E1", "-out", "ed.csr"
+    )
+    with pytest.raises(InputError, match="ed25519"):
+        authority.issue_from_csr(run_openssl.read("ed.csr"), "staff-signing", actor="admin")
+    assert count(database, CertificateRow) == 0
+
+
 # -- issuance ----------------------------------------------------------------------------------
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("family", list(AlgorithmFamily), ids=lambda f: f.value)
+@pytest.mark.parametrize("family", CA_FAMILIES, ids=lambda f: f.value)
 def test_issue_from_openssl_csr(
     authority: CertificateAuthority, run_openssl: OpenSSL, family: AlgorithmFamily
 ) -> None:

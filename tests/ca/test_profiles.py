@@ -81,3 +81,13 @@ def test_overrides_replace_and_validate() -> None:
         ProfileSet.from_data({"x": dict(table, key_usage=["flying"])})
     with pytest.raises(InputError, match="malformed"):
         ProfileSet.from_data({"x": {"key_usage": []}})
+
+
+def test_no_profile_certifies_ed25519() -> None:
+    assert all(
+        KeyAlgorithm.ED25519 not in profile.key_algorithms
+        for profile in DEFAULT_PROFILES.profiles.values()
+    )
+    table = dict(BUILTIN_PROFILES["patient-event"], key_algorithms=["ec-p256", "ed25519"])
+    with pytest.raises(InputError, match="does not certify ed25519 keys"):
+        ProfileSet.from_data({"x": table})

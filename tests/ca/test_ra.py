@@ -320,6 +320,8 @@ def test_create_external_csr_checks_its_input(ra: RegistrationAuthority) -> None
     with pytest.raises(InputError, match="unknown certificate profile"):
         ra.create_external_csr("ec-p256", SUBJECT, "nope", actor="a")
     with pytest.raises(InputError, match="unknown key algorithm"):
+        ra.create_external_csr("ed448", SUBJECT, "staff-signing", actor="a")
+    with pytest.raises(InputError, match="does not accept ed25519 keys"):
         ra.create_external_csr("ed25519", SUBJECT, "staff-signing", actor="a")
     with pytest.raises(InputError, match="requires subject attribute serialNumber"):
         ra.create_external_csr("ec-p256", "CN=张三", "staff-signing", actor="a")

@@ -53,3 +53,12 @@ def test_scheme_must_fit_the_key(keystore: SoftwareKeyStore) -> None:
     key = keystore.generate(KeyAlgorithm.EC_P256, label="ca")
     with pytest.raises(InputError, match="does not fit"):
         sign_structure(keystore, key, TBS, actor="a", purpose="p", scheme=SignatureScheme.SM2_SM3)
+
+
+def test_ed25519_keys_do_not_sign_ca_structures(
+    keystore: SoftwareKeyStore, database: Database
+) -> None:
+    key = keystore.generate(KeyAlgorithm.ED25519, label="witness")
+    with pytest.raises(InputError, match="does not sign with ed25519"):
+        sign_structure(keystore, key, TBS, actor="a", purpose="p")
+    assert key_uses(database, key.id) == []

@@ -22,7 +22,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("scheme", list(SignatureScheme))
+@pytest.mark.parametrize("scheme", [s for s in SignatureScheme if s.signs_digest])
 def test_round_trip(scheme: SignatureScheme) -> None:
     alg = signature_algorithm(scheme)
     assert alg.dump().hex() == EXPECTED[scheme]
@@ -94,3 +94,12 @@ def test_tolerated_variants() -> None:
     rsa_junk = algos.SignedDigestAlgorithm.load(bytes.fromhex("300e06092a864886f70d01010b020101"))
     with pytest.raises(InputError):
         scheme_from_algorithm(rsa_junk)
+
+
+def test_ed25519_has_no_identifier_here() -> None:
+    # The CA and CMS never sign with Ed25519, so no X.509 identifier is produced or accepted.
+    with pytest.raises(InputError, match="no AlgorithmIdentifier"):
+        signature_algorithm(SignatureScheme.ED25519)
+    ed25519 = algos.SignedDigestAlgorithm.load(bytes.fromhex("300506032b6570"))
+    with pytest.raises(InputError, match="unsupported signature algorithm"):
+        scheme_from_algorithm(ed25519)

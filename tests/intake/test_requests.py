@@ -149,6 +149,11 @@ def test_any_json_record_gets_a_stable_digest(record: object) -> None:
             Signer("s", "o", "", "active", "k", "c", "hold", AlgorithmFamily.P256),
             SignerCertificateHeldError,
         ),
+        # Ed25519 signs messages, not digests: no data signature can be made with it.
+        (
+            Signer("s", "o", "", "active", "k", "c", "good", AlgorithmFamily.ED25519),
+            SignerNotEnrolledError,
+        ),
     ],
 )
 def test_signers_that_cannot_sign(signer: Signer, error: type[Exception]) -> None:

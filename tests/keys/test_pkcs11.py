@@ -23,6 +23,7 @@ from medsign.db import Database
 from medsign.db.tables import KeyRow
 from medsign.errors import KeyStoreUnavailableError, KeyUseError
 from medsign.keys import PKCS11KeyStore, key_uses
+from medsign.keys import pkcs11 as pkcs11_store
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 LABEL = "medsign-test"
@@ -193,6 +194,27 @@ def test_sm2_is_refused(hsm_store: PKCS11KeyStore) -> None:
     assert KeyAlgorithm.SM2 not in hsm_store.supported_algorithms()
     with pytest.raises(KeyUseError, match="SM2"):
         hsm_store.generate(KeyAlgorithm.SM2, label="sm2")
+
+
+def test_ed25519_is_refused(hsm_store: PKCS11KeyStore, database: Database) -> None:
+    # supported_algorithms() stays truthful: every algorithm is either offered or refused.
+    assert KeyAlgorithm.ED25519 not in hsm_store.supported_algorithms()
+    assert pkcs11_store.SUPPORTED | set(pkcs11_store.UNSUPPORTED) == set(KeyAlgorithm)
+    assert not pkcs11_store.SUPPORTED & set(pkcs11_store.UNSUPPORTED)
+    with pytest.raises(KeyUseError, match="Ed25519 is not offered by the PKCS#11 store"):
+        hsm_store.generate(KeyAlgorithm.ED25519, label="witness")
+    ref = hsm_store.generate(KeyAlgorithm.EC_P256, label="not a witness")
+    with pytest.raises(KeyUseError, match="Ed25519 is not offered by the PKCS#11 store"):
+        hsm_store.sign_message(
+            ref.id, SignatureScheme.ED25519, b"cosignature/v1\n", actor="a", purpose="p"
+        )
+    with pytest.raises(KeyUseError, match="use sign_digest"):
+        hsm_store.sign_message(ref.id, SignatureScheme.ECDSA_SHA256, b"m", actor="a", purpose="p")
+    with pytest.raises(KeyUseError, match="use sign_message"):
+        hsm_store.sign_digest(ref.id, SignatureScheme.ED25519, bytes(32), actor="a", purpose="p")
+    with pytest.raises(KeyUseError, match="use sign_message"):
+        hsm_store.sign_digests(ref.id, SignatureScheme.ED25519, [bytes(32)], actor="a", purpose="p")
+    assert key_uses(database, ref.id) == []
 
 
 def test_scheme_must_fit(hsm_store: PKCS11KeyStore) -> None:

@@ -12,7 +12,7 @@ from asn1crypto import cms
 
 from medsign.clock import FixedClock, SystemClock
 from medsign.crypto import KeyAlgorithm, der_to_raw, message_digest
-from medsign.crypto.types import SignatureEncoding
+from medsign.crypto.types import SignatureEncoding, SignatureScheme
 from medsign.errors import InputError
 from medsign.verify import (
     CheckName,
@@ -492,3 +492,29 @@ def test_batch_keeps_order(runtime: Any, work: Path) -> None:
         Indication.PASSED,
     ]
     assert [r.kind for r in reports] == ["raw", "raw", "cms"]
+
+
+def test_raw_ed25519_signature_is_checked_on_the_data(work: Path) -> None:
+    # medsign's CA does not issue Ed25519 certificates, but another CA's may reach the
+    # verifier: the signature is checked over the data, and a digest cannot stand in for it.
+    key, cert, msg, sig = (work / name for name in ("ed.key", "ed.crt", "ed.msg", "ed.sig"))
+    openssl("req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", key, "-out", cert,
+            "-subj", "/CN=Ed25519 signer", "-days", "2")  # fmt: skip
+    msg.write_bytes(DATA)
+    openssl("pkeyutl", "-sign", "-inkey", key, "-rawin", "-in", msg, "-out", sig)
+    certificate = load_pem_der(cert)[0]
+    verifier = Verifier(TrustStore(), NoStatusSource(), SystemClock())
+    scheme = SignatureScheme.ED25519
+    report = verifier.verify(
+        RawSignature(sig.read_bytes(), scheme, certificate, SignedContent(DATA))
+    )
+    signature_checks = [c for c in report.checks if c.name is CheckName.SIGNATURE]
+    assert [c.indication for c in signature_checks] == [Indication.PASSED], report.checks
+    assert not report.passed  # self-signed, not trusted here
+    tampered = verifier.verify(
+        RawSignature(sig.read_bytes(), scheme, certificate, SignedContent(DATA + b"!"))
+    )
+    assert SubIndication.SIG_CRYPTO_FAILURE in {c.sub_indication for c in tampered.checks}
+    digest = SignedContent(digest=bytes(32), digest_algorithm="sha256")
+    with pytest.raises(InputError, match="checked on the data"):
+        verifier.verify(RawSignature(sig.read_bytes(), scheme, certificate, digest))

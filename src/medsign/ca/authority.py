@@ -48,7 +48,7 @@ from medsign.ca.names import (
 )
 from medsign.ca.profiles import DEFAULT_PROFILES, Profile, ProfileSet
 from medsign.clock import Clock
-from medsign.crypto import AlgorithmFamily, KeyAlgorithm, PublicKey
+from medsign.crypto import CA_FAMILIES, AlgorithmFamily, KeyAlgorithm, PublicKey
 from medsign.db import Database
 from medsign.db.tables import CertificateAuthorityRow, CertificateEventRow, CertificateRow
 from medsign.errors import InputError, NotFoundError, StateError
@@ -96,6 +96,15 @@ _FAMILY_LABEL = {
 }
 
 StatusListener = Callable[[str], None]
+
+
+def _check_certifiable(family: AlgorithmFamily) -> None:
+    if not family.certifiable:
+        raise InputError(
+            f"the CA has no hierarchy for {family} keys and does not certify them",
+            public=f"{family} keys cannot be certified",
+        )
+
 
 # How long an issuing CA found for a family is used without looking at the database again.
 CA_CACHE_SECONDS = 300.0
@@ -313,7 +322,9 @@ class CertificateAuthority:
         actor: str = "system",
     ) -> list[CARecord]:
         """Root, issuing CA and OCSP responder per family; families already set up are kept."""
-        wanted = list(families) if families is not None else list(AlgorithmFamily)
+        wanted = list(families) if families is not None else list(CA_FAMILIES)
+        for family in wanted:
+            _check_certifiable(family)
         supported = self._keystore.supported_algorithms()
         for family in wanted:
             if self._cas_of_family(family):
@@ -492,6 +503,7 @@ class CertificateAuthority:
         return fresh
 
     def _newest_issuing_ca(self, family: AlgorithmFamily) -> CARecord:
+        _check_certifiable(family)
         candidates = [ca for ca in self._cas_of_family(family) if ca.level == ISSUING]
         if not candidates:
             raise StateError(
@@ -572,6 +584,7 @@ class CertificateAuthority:
         action: str = "issue",
         replaces_id: str | None = None,
     ) -> CertificateRecord:
+        _check_certifiable(public_key.algorithm.family)
         if public_key.algorithm not in profile.key_algorithms:
             raise InputError(f"profile {profile.name} does not accept {public_key.algorithm} keys")
         issuing = self._issuing_ca(public_key.algorithm.family)

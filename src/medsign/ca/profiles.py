@@ -135,7 +135,8 @@ class Profile:
     revocation_pointers: bool = True
 
 
-_ALL_KEYS = [a.value for a in KeyAlgorithm]
+# Every algorithm the CA certifies (not Ed25519: see ``AlgorithmFamily.certifiable``).
+_ALL_KEYS = [a.value for a in KeyAlgorithm if a.family.certifiable]
 _CA_SUBJECT = {
     "required": ["CN", "O"],
     "optional": ["OU", "C", "ST", "L", "organizationIdentifier"],
@@ -259,6 +260,10 @@ def profile_from_data(name: str, data: Mapping[str, Any]) -> Profile:
         lifetime = dt.timedelta(days=int(data["lifetime_days"]))
         if lifetime <= dt.timedelta(0):
             raise InputError(f"profile {name}: lifetime must be positive")
+        key_algorithms = frozenset(KeyAlgorithm(a) for a in data["key_algorithms"])
+        for algorithm in sorted(key_algorithms):
+            if not algorithm.family.certifiable:
+                raise InputError(f"profile {name}: the CA does not certify {algorithm} keys")
         is_ca = bool(data.get("is_ca", False))
         if not is_ca and {"key_cert_sign", "crl_sign"} & key_usage:
             raise InputError(f"profile {name}: only CA profiles may sign certificates or CRLs")
@@ -268,7 +273,7 @@ def profile_from_data(name: str, data: Mapping[str, Any]) -> Profile:
             key_usage=key_usage,
             lifetime=lifetime,
             subject=rules,
-            key_algorithms=frozenset(KeyAlgorithm(a) for a in data["key_algorithms"]),
+            key_algorithms=key_algorithms,
             extended_key_usage=tuple(data.get("extended_key_usage", ())),
             extended_key_usage_critical=bool(data.get("extended_key_usage_critical", False)),
             policies=tuple(data.get("policies", ())),

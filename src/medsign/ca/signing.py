@@ -49,6 +49,9 @@ class StructureSigner:
         self, keystore: KeyStore, key: KeyRef, scheme: SignatureScheme | None = None
     ) -> None:
         chosen = scheme if scheme is not None else default_scheme(key)
+        if not chosen.signs_digest:
+            # Every CA artefact is signed as a digest through ``KeyStore.sign_digest``.
+            raise InputError(f"the CA does not sign with {chosen}: it signs digests only")
         public_key = PublicKey.from_der(key.public_key_der)
         if not public_key.supports(chosen):
             raise InputError(f"scheme {chosen} does not fit a {key.algorithm} key")

@@ -1,4 +1,4 @@
-"""Algorithm suites: RSA (PKCS#1 v1.5, PSS), ECDSA P-256 and SM2/SM3 behind one interface.
+"""Algorithm suites: RSA (PKCS#1 v1.5, PSS), ECDSA P-256, SM2/SM3 and Ed25519 behind one interface.
 
 Public operations only; private-key operations are in ``medsign.crypto.private``.
 """
@@ -13,6 +13,7 @@ from medsign.crypto.public import (
 )
 from medsign.crypto.sm2 import sm2_z
 from medsign.crypto.types import (
+    CA_FAMILIES,
     DEFAULT_SM2_ID,
     AlgorithmFamily,
     KeyAlgorithm,
@@ -21,6 +22,7 @@ from medsign.crypto.types import (
 )
 
 __all__ = [
+    "CA_FAMILIES",
     "DEFAULT_SM2_ID",
     "AlgorithmFamily",
     "KeyAlgorithm",

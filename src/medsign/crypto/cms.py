@@ -214,6 +214,9 @@ class SignedDataTemplate:
         signing_time_attribute: bool = True,
         gm_content_types: bool | None = None,
     ) -> None:
+        if not scheme.signs_digest:
+            # The signed attributes' digest goes through ``KeyStore.sign_digest``.
+            raise InputError(f"CMS signatures with {scheme} are not supported")
         if digest_name != scheme.hash_name:
             raise InputError(f"scheme {scheme} signs with {scheme.hash_name}, not {digest_name}")
         try:

@@ -80,6 +80,10 @@ class Signer:
         has_key = self.key_id is not None or self.device_id is not None
         if not has_key or self.certificate_id is None or self.family is None:
             raise SignerNotEnrolledError(f"signer {self.staff_id} has not enrolled")
+        if not self.family.certifiable:
+            # Data signatures are digests signed into CMS: a key of a family the CA does not
+            # certify (Ed25519) cannot make them, whoever issued its certificate.
+            raise SignerNotEnrolledError(f"signer {self.staff_id} has no usable signing key")
         if self.certificate_status == "revoked":
             raise SignerCertificateRevokedError(f"certificate of {self.staff_id} is revoked")
         if self.certificate_status == "hold":

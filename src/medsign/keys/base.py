@@ -22,12 +22,14 @@ class KeyRef:
 
 
 class KeyStore(Protocol):
-    """Generate keys and sign digests with them; private keys never leave the store.
+    """Generate keys and sign with them; private keys never leave the store.
 
     ``sign_digest`` takes the digest the signature scheme signs (SHA-256 of the message, or
     for SM2 the SM3 of Z_A || message, see ``medsign.crypto.message_digest``) and returns the
-    signature in DER form for ECDSA/SM2 and as the raw octet string for RSA. Every use is
-    recorded (actor, key, scheme, digest, time).
+    signature in DER form for ECDSA/SM2 and as the raw octet string for RSA. Schemes that sign
+    the message itself (``SignatureScheme.signs_digest`` is False: Ed25519) go through
+    ``sign_message`` instead; each method refuses the other's schemes. Every use is recorded
+    (actor, key, scheme, digest — for a message its SHA-256 —, time).
     """
 
     kind: str
@@ -47,6 +49,19 @@ class KeyStore(Protocol):
         actor: str,
         purpose: str,
     ) -> bytes: ...
+
+    def sign_message(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        message: bytes,
+        *,
+        actor: str,
+        purpose: str,
+    ) -> bytes:
+        """Sign ``message`` itself (Ed25519: the 64-byte RFC 8032 signature), recorded like
+        ``sign_digest``; a store that cannot raises ``KeyUseError``."""
+        ...
 
     def sign_digests(
         self,

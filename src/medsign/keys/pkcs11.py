@@ -35,17 +35,23 @@ from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
     check_label,
+    check_message_request,
     check_signing_request,
     key_ref,
     load_for_signing,
     load_key_row,
     parse_algorithm,
-    parse_scheme,
+    parse_digest_scheme,
+    parse_message_scheme,
     record_key_use,
 )
 
 KIND = "pkcs11"
 SUPPORTED = frozenset({KeyAlgorithm.RSA_2048, KeyAlgorithm.RSA_3072, KeyAlgorithm.EC_P256})
+UNSUPPORTED = {
+    KeyAlgorithm.SM2: "the token has no SM2 mechanism",
+    KeyAlgorithm.ED25519: "Ed25519 is not offered by the PKCS#11 store",
+}
 PSS_SALT_LENGTH = 32
 # DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1): CKM_RSA_PKCS signs raw input.
 SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -105,7 +111,9 @@ class PKCS11KeyStore:
         return f"<PKCS11KeyStore module={self._module_path} token={self._token_label!r}>"
 
     def supported_algorithms(self) -> frozenset[KeyAlgorithm]:
-        # SM2 has no standard PKCS#11 mechanism and SoftHSM2 does not implement one.
+        # SM2 has no standard PKCS#11 mechanism and SoftHSM2 does not implement one. Ed25519
+        # (CKM_EDDSA, PKCS#11 3.0) is not offered: tokens differ in whether and how they
+        # support it, and the transparency log's witness key lives in the software store.
         return SUPPORTED
 
     # -- sessions -----------------------------------------------------------------------
@@ -189,8 +197,8 @@ class PKCS11KeyStore:
         check_label(label)
         if algorithm not in SUPPORTED:
             raise KeyUseError(
-                f"the PKCS#11 key store cannot hold {algorithm} keys (the token has no SM2"
-                " mechanism); use the software key store for SM2"
+                f"the PKCS#11 key store cannot hold {algorithm} keys ({UNSUPPORTED[algorithm]});"
+                f" use the software key store for {algorithm}"
             )
         key_id = KeyId(new_id("key"))
         cka_id = key_id.encode("ascii")
@@ -270,7 +278,7 @@ class PKCS11KeyStore:
         actor: str,
         purpose: str,
     ) -> bytes:
-        scheme = parse_scheme(scheme)
+        scheme = parse_digest_scheme(scheme)
         with self._database.session() as db:
             row = load_for_signing(db, key_id, KIND, scheme, digest, actor=actor, purpose=purpose)
             if row.token_object_id is None:
@@ -280,6 +288,21 @@ class PKCS11KeyStore:
             )
             record_key_use(db, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose)
         return signature
+
+    def sign_message(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        message: bytes,
+        *,
+        actor: str,
+        purpose: str,
+    ) -> bytes:
+        """Always refused: the only scheme that signs messages is Ed25519, which this store
+        does not offer (and it holds no Ed25519 key that could sign)."""
+        scheme = parse_message_scheme(scheme)
+        check_message_request(message, actor=actor, purpose=purpose)
+        raise KeyUseError(f"{UNSUPPORTED[KeyAlgorithm.ED25519]} (key {key_id}, {scheme})")
 
     def sign_digests(
         self,
@@ -291,7 +314,7 @@ class PKCS11KeyStore:
         purpose: str,
     ) -> list[bytes]:
         """Sign many digests; all uses are recorded in one transaction (all or nothing)."""
-        scheme = parse_scheme(scheme)
+        scheme = parse_digest_scheme(scheme)
         if not digests:
             return []
         with self._database.session() as db:

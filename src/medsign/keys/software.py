@@ -48,6 +48,7 @@ from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
     check_label,
+    check_message_request,
     check_signing_request,
     insert_key_use,
     insert_key_use_if_current,
@@ -56,7 +57,8 @@ from medsign.keys.usage import (
     load_key_row,
     load_signing_key,
     parse_algorithm,
-    parse_scheme,
+    parse_digest_scheme,
+    parse_message_scheme,
 )
 
 KIND = "software"
@@ -282,8 +284,49 @@ class SoftwareKeyStore:
         actor: str,
         purpose: str,
     ) -> bytes:
-        scheme = parse_scheme(scheme)
+        scheme = parse_digest_scheme(scheme)
         check_signing_request(digest, actor=actor, purpose=purpose)
+        return self._sign_recorded(
+            key_id,
+            scheme,
+            digest,
+            lambda private: private.sign_digest(scheme, digest),
+            actor=actor,
+            purpose=purpose,
+        )
+
+    def sign_message(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        message: bytes,
+        *,
+        actor: str,
+        purpose: str,
+    ) -> bytes:
+        """Sign ``message`` whole (Ed25519); the use is recorded with the message's SHA-256."""
+        scheme = parse_message_scheme(scheme)
+        recorded = check_message_request(message, actor=actor, purpose=purpose)
+        return self._sign_recorded(
+            key_id,
+            scheme,
+            recorded,
+            lambda private: private.sign_message(scheme, message),
+            actor=actor,
+            purpose=purpose,
+        )
+
+    def _sign_recorded(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        recorded: bytes,
+        sign: Callable[[PrivateKey], bytes],
+        *,
+        actor: str,
+        purpose: str,
+    ) -> bytes:
+        """One signature and its key-use row (``recorded`` is the digest the row names)."""
         cached = self._cache.peek(key_id)
         # One short transaction on a plain connection, committed only after the signature was
         # made: a signature is never handed out without its record, and a refused or failed
@@ -299,7 +342,7 @@ class SoftwareKeyStore:
                     self._clock,
                     key_id,
                     scheme,
-                    digest,
+                    recorded,
                     actor=actor,
                     purpose=purpose,
                     store=KIND,
@@ -307,16 +350,16 @@ class SoftwareKeyStore:
                     master_version=version,
                     wrapped_key=blob,
                 ):
-                    return private.sign_digest(scheme, digest)
+                    return sign(private)
             # Full path: read the row (precise errors), unwrap if needed, record.
             row = load_signing_key(
-                connection, key_id, KIND, scheme, digest, actor=actor, purpose=purpose
+                connection, key_id, KIND, scheme, recorded, actor=actor, purpose=purpose
             )
             private = self._private_key(row)
-            signature = private.sign_digest(scheme, digest)
+            signature = sign(private)
             # Same transaction: a signature is never handed out without its record.
             insert_key_use(
-                connection, self._clock, key_id, scheme, digest, actor=actor, purpose=purpose
+                connection, self._clock, key_id, scheme, recorded, actor=actor, purpose=purpose
             )
         return signature
 
@@ -333,7 +376,7 @@ class SoftwareKeyStore:
 
         All or nothing: if any signature fails, no record is kept and nothing is returned.
         """
-        scheme = parse_scheme(scheme)
+        scheme = parse_digest_scheme(scheme)
         if not digests:
             return []
         for digest in digests:

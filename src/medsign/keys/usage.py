@@ -9,12 +9,14 @@ software store (one short transaction, no unit-of-work bookkeeping).
 
 The key-use record is written in the transaction of the signature it records: a signature is
 never handed out without its row, and a refused request (any check failing, or the signature
-failing) leaves none.
+failing) leaves none. A message signed whole (Ed25519, ``sign_message``) is recorded by its
+SHA-256, so every row names what was signed in 32 bytes whichever method signed it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import String, bindparam, insert, select
@@ -32,13 +34,19 @@ from medsign.keys.base import KeyRef
 ACTIVE = "active"
 DESTROYED = "destroyed"
 DIGEST_SIZE = 32
+# Messages signed whole are notes and cosignature messages of a few hundred bytes; the bound
+# keeps one call from hashing and signing arbitrary amounts of data.
+MAX_MESSAGE_SIZE = 64 * 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
 class KeyUse:
-    """One recorded signature: who asked, for what, over which digest."""
+    """One recorded signature: who asked, for what, over which digest.
+
+    ``digest_hex`` is the digest signed, or for a message signed whole its SHA-256.
+    """
 
     id: int
     key_id: KeyId
@@ -72,6 +80,22 @@ def parse_scheme(scheme: SignatureScheme | str) -> SignatureScheme:
         return SignatureScheme(scheme)
     except ValueError as exc:
         raise InputError(f"unknown signature scheme {scheme!r}") from exc
+
+
+def parse_digest_scheme(scheme: SignatureScheme | str) -> SignatureScheme:
+    """``parse_scheme`` for ``sign_digest``: a scheme that signs messages has no digest."""
+    parsed = parse_scheme(scheme)
+    if not parsed.signs_digest:
+        raise KeyUseError(f"{parsed} signs the message itself, not a digest: use sign_message")
+    return parsed
+
+
+def parse_message_scheme(scheme: SignatureScheme | str) -> SignatureScheme:
+    """``parse_scheme`` for ``sign_message``: digest schemes keep using ``sign_digest``."""
+    parsed = parse_scheme(scheme)
+    if parsed.signs_digest:
+        raise KeyUseError(f"{parsed} signs a digest, not the message: use sign_digest")
+    return parsed
 
 
 def parse_algorithm(algorithm: KeyAlgorithm | str) -> KeyAlgorithm:
@@ -149,9 +173,24 @@ def check_signing_request(digest: bytes, *, actor: str, purpose: str) -> None:
     """Every check on a signing request that needs no key row."""
     if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE:
         raise InputError(f"digest must be {DIGEST_SIZE} bytes")
-    if not actor or len(actor) > 200:
+    _check_actor_and_purpose(actor, purpose)
+
+
+def check_message_request(message: bytes, *, actor: str, purpose: str) -> bytes:
+    """:func:`check_signing_request` for a message signed whole; returns the digest to record
+    (SHA-256 of the message)."""
+    if not isinstance(message, bytes):
+        raise InputError("the message to sign must be bytes")
+    if len(message) > MAX_MESSAGE_SIZE:
+        raise InputError(f"the message to sign is over {MAX_MESSAGE_SIZE} bytes")
+    _check_actor_and_purpose(actor, purpose)
+    return hashlib.sha256(message).digest()
+
+
+def _check_actor_and_purpose(actor: str, purpose: str) -> None:
+    if not isinstance(actor, str) or not actor or len(actor) > 200:
         raise InputError("actor must be 1 to 200 characters")
-    if not purpose or len(purpose) > 64:
+    if not isinstance(purpose, str) or not purpose or len(purpose) > 64:
         raise InputError("purpose must be 1 to 64 characters")
 
 

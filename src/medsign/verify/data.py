@@ -253,6 +253,8 @@ class Verifier:
         if not key.supports(request.scheme):
             raise InputError(f"scheme {request.scheme} does not fit a {key.algorithm} key")
         content = request.content
+        if content.digest is not None and not request.scheme.signs_digest:
+            raise InputError(f"a {request.scheme} signature is checked on the data, not a digest")
         if content.digest is not None and content.digest_algorithm != request.scheme.hash_name:
             raise InputError(f"scheme {request.scheme} signs a {request.scheme.hash_name} digest")
         run = _Run("raw", self.clock.now(), scheme=request.scheme)
