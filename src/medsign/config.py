@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     phone_session_minutes: int = Field(default=8 * 60, ge=5, le=7 * 24 * 60)
     phone_idle_minutes: int = Field(default=60, ge=1, le=24 * 60)
     phone_events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Evidence log (docs/operations.md): checkpoint origin and key name default to
+    # "<host of public_base_url>/medsign-log"; a witness's name to "<host>/medsign-witness".
+    log_origin: str | None = Field(default=None, max_length=200)
+    log_checkpoint_seconds: float = Field(default=60, gt=0, le=24 * 3600)
+    log_witness_quorum: int = Field(default=0, ge=0, le=16)
+    witness_name: str | None = Field(default=None, max_length=200)
     # Passkeys (WebAuthn): the relying party defaults to the public base URL's host name.
     passkey_rp_id: str | None = None
     passkey_rp_name: str = Field(default="medsign", min_length=1, max_length=64)

@@ -24,7 +24,9 @@ from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, Settings
 from medsign.db.session import Database
 from medsign.errors import ConfigurationError, TimestampUnavailableError
+from medsign.evidence.checkpoints import CheckpointService
 from medsign.evidence.log import EvidenceLog
+from medsign.evidence.witness import WitnessService
 from medsign.identity.devices import PhoneSessions
 from medsign.identity.enrolment import EnrolmentService
 from medsign.identity.providers import (
@@ -121,6 +123,8 @@ class Runtime:
     phone: PhoneSessions
     passkeys: PasskeyService | None  # None where the base URL's host cannot be an RP id
     evidence_log: EvidenceLog
+    checkpoints: CheckpointService
+    witness: WitnessService
     logins: LoginService
     _closed: bool = field(default=False, repr=False)
 
@@ -207,6 +211,22 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
     )
     tsa = _timestamp_authority(settings, database, clock, keystore, authority)
     passkeys = _passkeys(settings, database, clock)
+    host = urlsplit(settings.public_base_url).netloc or "medsign"
+    checkpoints_ref: list[CheckpointService] = []
+    evidence_log = EvidenceLog(
+        database, verify_checkpoint=lambda note: checkpoints_ref[0].verify_note(note)
+    )
+    checkpoints = CheckpointService(
+        database,
+        clock,
+        keystore,
+        authority,
+        evidence_log,
+        origin=settings.log_origin or f"{host}/medsign-log",
+        stamp=lambda imprint: tsa.stamp(imprint, "sha256"),
+        quorum=settings.log_witness_quorum,
+    )
+    checkpoints_ref.append(checkpoints)
     secrets: dict[str, SecretChecker] = {"pin": _PINSecret(pins), "sms": _SMSSecret(codes)}
     if passkeys is not None:
         secrets["passkey"] = passkeys
@@ -249,7 +269,11 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
         ),
         phone=phone,
         passkeys=passkeys,
-        evidence_log=EvidenceLog(database),
+        evidence_log=evidence_log,
+        checkpoints=checkpoints,
+        witness=WitnessService(
+            database, clock, keystore, name=settings.witness_name or f"{host}/medsign-witness"
+        ),
         logins=LoginService(
             database,
             clock,

@@ -76,10 +76,20 @@ async def _expire_overdue(runtime: Runtime, interval: float = 30.0) -> None:
         await asyncio.sleep(interval)
 
 
+async def _checkpoint(runtime: Runtime) -> None:
+    """Sign a checkpoint whenever the log grew (and have it witnessed)."""
+    while True:
+        await asyncio.sleep(runtime.settings.log_checkpoint_seconds)
+        try:
+            await run_in_threadpool(runtime.checkpoints.make)
+        except Exception:  # retried next tick; the log itself is unaffected
+            log.exception("checkpoint failed")
+
+
 def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        jobs = (_maintain_pki, _dispatch_webhooks, _expire_overdue)
+        jobs = (_maintain_pki, _dispatch_webhooks, _expire_overdue, _checkpoint)
         tasks = [asyncio.create_task(job(runtime)) for job in jobs] if schedule else []
         try:
             yield
@@ -121,6 +131,7 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     app.include_router(admin.router)
     for module in (applications, staff, enrolment, signing, logins, tsa, verify, phone, evidence):
         app.include_router(module.router)
+    app.include_router(evidence.witness_router)
     app.include_router(phone_pages.router)
     app.mount("/m/static", StaticFiles(directory=PHONE_STATIC), name="phone-static")
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from medsign.api.deps import AdminDep, RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
+from medsign.evidence.witness import WitnessConflictError
 
 router = APIRouter(prefix="/evidence/v1", tags=["evidence"], responses=PROBLEM_RESPONSES)
 
@@ -111,3 +114,118 @@ def entry(
         record=found.record,
         leaf_hash=_b64(found.leaf_hash),
     )
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+_NOTE: dict[str, Any] = {"content": {"text/plain": {}}}
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE},
+    summary="The newest signed checkpoint (C2SP signed note), with witness cosignatures",
+    description="With `witnessed=true`: the newest one cosigned by at least"
+    " `log_witness_quorum` witnesses. Verify with the log's key from `/evidence/v1/log-key`.",
+)
+def checkpoint(runtime: RuntimeDep, witnessed: bool = False) -> PlainTextResponse:
+    stored = runtime.checkpoints.latest(witnessed=witnessed)
+    return PlainTextResponse(stored.with_cosignatures(), headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/log-key",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE},
+    summary="The log's checkpoint key as a signed-note verifier key (vkey, ECDSA type 0x02)",
+)
+def log_key(runtime: RuntimeDep) -> PlainTextResponse:
+    return PlainTextResponse(runtime.checkpoints.vkey() + "\n")
+
+
+class CheckpointPublic(BaseModel):
+    id: int
+    size: int
+    root_hash: str
+    note: str = Field(description="The signed note, with cosignature lines")
+    timestamp_token: str | None = Field(description="RFC 3161 token over SHA-256(note), base64")
+    cosignatures: int
+
+
+@router.post(
+    "/checkpoints",
+    response_model=CheckpointPublic,
+    summary="Sign a checkpoint now and ask the witnesses to cosign it (admin)",
+)
+def make_checkpoint(runtime: RuntimeDep, _: AdminDep) -> CheckpointPublic:
+    stored = runtime.checkpoints.make()
+    return CheckpointPublic(
+        id=stored.id,
+        size=stored.checkpoint.size,
+        root_hash=_b64(stored.checkpoint.root_hash),
+        note=stored.with_cosignatures(),
+        timestamp_token=_b64(stored.timestamp_token) if stored.timestamp_token else None,
+        cosignatures=len(stored.cosignatures),
+    )
+
+
+class WitnessCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=8, max_length=500, description="The witness's submission prefix")
+    vkey: str = Field(min_length=1, max_length=400, description="Its cosignature/v1 vkey")
+
+
+@router.post(
+    "/witnesses",
+    status_code=204,
+    summary="Ask this witness to cosign every checkpoint from now on (admin)",
+)
+def add_witness(body: WitnessCreate, runtime: RuntimeDep, _: AdminDep) -> Response:
+    runtime.checkpoints.add_witness(body.name, body.url, body.vkey)
+    return Response(status_code=204)
+
+
+# -- this installation as a witness (C2SP tlog-witness) ------------------------------------------
+
+witness_router = APIRouter(prefix="/witness/v1", tags=["witness"], responses=PROBLEM_RESPONSES)
+
+
+@witness_router.post(
+    "/add-checkpoint",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE, 409: {"content": {"text/x.tlog.size": {}}}},
+    summary="Cosign a checkpoint of a followed log (C2SP tlog-witness add-checkpoint)",
+)
+async def add_checkpoint(request: Request, runtime: RuntimeDep) -> Response:
+    body = await request.body()
+    try:
+        lines = await run_in_threadpool(runtime.witness.add_checkpoint, body)
+    except WitnessConflictError as conflict:
+        # The protocol's own answer: the size this witness last cosigned.
+        return Response(
+            f"{conflict.extra.get('size', 0)}\n", status_code=409, media_type="text/x.tlog.size"
+        )
+    return PlainTextResponse(lines)
+
+
+@witness_router.get(
+    "/key",
+    response_class=PlainTextResponse,
+    responses={200: _NOTE},
+    summary="This witness's cosigning key (vkey, cosignature/v1 type 0x04)",
+)
+def witness_key(runtime: RuntimeDep) -> PlainTextResponse:
+    return PlainTextResponse(runtime.witness.vkey() + "\n")
+
+
+class FollowCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vkey: str = Field(min_length=1, max_length=400, description="The log's checkpoint vkey")
+
+
+@witness_router.post("/logs", status_code=204, summary="Follow (witness) a log (admin)")
+def follow_log(body: FollowCreate, runtime: RuntimeDep, actor: AdminDep) -> Response:
+    runtime.witness.follow(body.vkey, actor=actor)
+    return Response(status_code=204)
