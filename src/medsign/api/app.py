@@ -32,6 +32,7 @@ from medsign.api.routes import (
 from medsign.api.schemas import Problem
 from medsign.runtime import Runtime
 from medsign.web import phone as phone_pages
+from medsign.web import verify as verify_pages
 from medsign.web.phone import STATIC_DIR as PHONE_STATIC
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.include_router(evidence.witness_router)
     app.include_router(phone_pages.router)
+    app.include_router(verify_pages.router)
+    app.include_router(verify_pages.api)
     app.mount("/m/static", StaticFiles(directory=PHONE_STATIC), name="phone-static")
 
     def openapi() -> dict[str, Any]:

@@ -90,6 +90,11 @@ class SignRequestPublic(BaseModel):
         description="Opens this request on the signer's enrolled phone (QR-code signing; the"
         " QR image is at `/api/v1/sign-requests/{id}/qr.svg` or `.png`)"
     )
+    verification_url: str | None = Field(
+        default=None,
+        description="Once signed: the public verification page of this signature (no login;"
+        " shows the checks and who signed when, never the record), e.g. for a printed QR code",
+    )
     signature: SignaturePublic | None = None
 
 

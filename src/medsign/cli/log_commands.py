@@ -1,4 +1,4 @@
-"""`medsign log ...`: the evidence log's tree, proofs and the audit."""
+"""`medsign log ...`: the evidence log's tree, proofs, the audit and evidence packages."""
 
 from __future__ import annotations
 
@@ -106,3 +106,29 @@ def audit(data_dir: Path | None) -> None:
     if len(report.findings) > 50:
         click.echo(f"  ... and {len(report.findings) - 50} more", err=True)
     sys.exit(1)
+
+
+@log_group.command("package")
+@click.argument("request_id")
+@click.option("--content", is_flag=True, help="Include the signed JSON record itself.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="Where to write the ZIP.",
+)
+@data_dir_option
+@reports_errors
+def package(request_id: str, content: bool, out: Path, data_dir: Path | None) -> None:
+    """Write the evidence package of a signed request (check it with `medsign verify OUT`)."""
+    from medsign.evidence.package import build_package
+
+    with runtime_for(data_dir) as runtime:
+        data = build_package(runtime, request_id, include_content=content)
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        click.echo(f"error: cannot write {out}: {exc.strerror}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {out} ({len(data)} bytes)")

@@ -1,8 +1,9 @@
 """`medsign verify FILE`: check a signature offline or against an installation.
 
 Exit status: 0 passed, 1 failed, 3 indeterminate, 2 for a usage error (bad arguments,
-unreadable files). The kind of FILE is recognised from its content, so later kinds (evidence
-packages) slot into ``_detect`` without a subcommand.
+unreadable files). The kind of FILE is recognised from its content: CMS (DER or PEM), a raw
+signature (with --cert), or an evidence package (a ZIP, checked fully offline against its own
+root certificates, or against --trust anchors when given).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from medsign.cli.common import settings_for
 from medsign.clock import SystemClock
 from medsign.crypto.types import SignatureEncoding, SignatureScheme
 from medsign.errors import MedsignError
+from medsign.evidence.package import PackageReport, is_package, verify_package
 from medsign.verify import (
     CMSSignature,
     Indication,
@@ -62,7 +64,9 @@ def _pem_body(blob: bytes) -> bytes:
 
 
 def _detect(blob: bytes, has_certificate: bool) -> str:
-    """ "cms" or "raw"; the place where evidence packages will be recognised."""
+    """ "package", "cms" or "raw"."""
+    if is_package(blob):
+        return "package"
     if blob.lstrip().startswith(_PEM_CMS):
         return "cms"
     if has_certificate:
@@ -139,6 +143,24 @@ def _print(report: Report) -> None:
     click.echo(f"result: {result}")
 
 
+def _print_package(report: PackageReport) -> None:
+    click.echo(f"evidence package: request {report.request_id or '-'}")
+    if report.signature is not None and report.signature.signer is not None:
+        click.echo(f"signer: {report.signature.signer.subject}")
+        click.echo(f"signing time: {_stamp(report.signature.signing_time)}")
+    click.echo("checks:")
+    for check in report.checks:
+        tag = check.indication.value.upper() if check.indication is not Indication.PASSED else "ok"
+        sub = f" {check.sub_indication.value}" if check.sub_indication else ""
+        click.echo(f"  [{tag}] {check.name}{sub}: {check.message}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    result = report.indication.value.upper()
+    if report.sub_indication is not None:
+        result += f" ({report.sub_indication.value})"
+    click.echo(f"result: {result}")
+
+
 @click.command("verify")
 @click.argument("file", type=readable)
 @click.option("--data", "data_file", type=readable, help="The signed data (detached CMS, raw).")
@@ -179,11 +201,27 @@ def verify(
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify a signature in FILE and print what was checked.
+    """Verify a signature or an evidence package in FILE and print what was checked.
 
     With --data-dir the installation's root CAs and certificate status history are used;
     without it only --trust anchors and revocation evidence inside the signature count.
+    An evidence package is always checked offline, with what it carries.
     """
+    blob = _read(file)
+    if _detect(blob, cert_file is not None) == "package":
+        given = [data_file, digest, cert_file, scheme, timestamp_file, signing_time, data_dir]
+        if any(option is not None for option in given) or chain_files:
+            _usage("an evidence package carries its own data; only --trust and --json apply")
+        try:
+            anchors = [der for path in trust_files for der in load_certificates(_read(path))]
+        except MedsignError as exc:
+            _usage(f"{exc.public_message()} [{exc.code}]")
+        package_report = verify_package(blob, trust_anchors=anchors)
+        if as_json:
+            click.echo(json.dumps(package_report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            _print_package(package_report)
+        sys.exit(EXIT[package_report.indication])
     try:
         report = _run(
             file,

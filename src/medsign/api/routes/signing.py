@@ -35,9 +35,11 @@ from medsign.apps.registry import may_address
 from medsign.ca.authority import pem_encode
 from medsign.ca.names import openssl_serial
 from medsign.errors import InputError
+from medsign.evidence.package import MEDIA_TYPE, build_package
 from medsign.identity.qr import qr_png, qr_svg
 from medsign.intake.requests import ItemInput, SignRequest
 from medsign.runtime import Runtime
+from medsign.web.verify import verification_link
 
 router = APIRouter(prefix="/api/v1", tags=["signing"], responses=PROBLEM_RESPONSES)
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
@@ -131,6 +133,7 @@ def _public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
         voids_request_id=request.voids_request_id,
         voided_by_request_id=request.voided_by_request_id,
         phone_url=_phone_url(runtime, request.id),
+        verification_url=verification_link(runtime, request.id) if signature else None,
         signature=signature,
     )
 
@@ -203,6 +206,27 @@ def open_batch(
 )
 def get_request(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
     return _public(runtime, runtime.workflow.get(_Caller(app), request_id))
+
+
+@router.get(
+    "/sign-requests/{request_id}/evidence-package",
+    summary="The evidence package of a signed request (ZIP; `medsign verify` checks it offline)",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}}},
+)
+def evidence_package(
+    request_id: str, runtime: RuntimeDep, app: ApplicationDep, content: bool = False
+) -> Response:
+    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    data = build_package(runtime, found.id, include_content=content, application_id=app.id)
+    return Response(
+        data,
+        media_type=MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-{found.id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get(
