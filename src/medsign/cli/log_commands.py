@@ -1,4 +1,4 @@
-"""`medsign log ...`: the evidence log's tree, proofs, the audit and evidence packages."""
+"""`medsign log ...`: the evidence log's tree, proofs, the audit, evidence packages and reports."""
 
 from __future__ import annotations
 
@@ -132,3 +132,43 @@ def package(request_id: str, content: bool, out: Path, data_dir: Path | None) ->
         click.echo(f"error: cannot write {out}: {exc.strerror}", err=True)
         sys.exit(2)
     click.echo(f"wrote {out} ({len(data)} bytes)")
+
+
+@log_group.command("report")
+@click.argument("request_id")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="Where to write the PDF.",
+)
+@click.option(
+    "--package",
+    "package_out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the evidence package the report was rendered from (its SHA-256 is in"
+    " the report's footer).",
+)
+@data_dir_option
+@reports_errors
+def report(request_id: str, out: Path, package_out: Path | None, data_dir: Path | None) -> None:
+    """Write the evidence report (PDF) of a signed request: who signed what and when, how,
+    the certificate, the events, the hashes and the offline verification result."""
+    from medsign.evidence.report import render_report_and_package
+    from medsign.web.verify import verification_link
+
+    with runtime_for(data_dir) as runtime:
+        pdf, data = render_report_and_package(
+            runtime, request_id, verification_url=verification_link(runtime, request_id)
+        )
+    for path, blob in ((out, pdf), (package_out, data)):
+        if path is None:
+            continue
+        try:
+            path.write_bytes(blob)
+        except OSError as exc:
+            click.echo(f"error: cannot write {path}: {exc.strerror}", err=True)
+            sys.exit(2)
+        click.echo(f"wrote {path} ({len(blob)} bytes)")

@@ -36,6 +36,8 @@ from medsign.ca.authority import pem_encode
 from medsign.ca.names import openssl_serial
 from medsign.errors import InputError
 from medsign.evidence.package import MEDIA_TYPE, build_package
+from medsign.evidence.report import MEDIA_TYPE as REPORT_MEDIA_TYPE
+from medsign.evidence.report import render_report
 from medsign.identity.qr import qr_png, qr_svg
 from medsign.intake.requests import ItemInput, SignRequest
 from medsign.runtime import Runtime
@@ -224,6 +226,30 @@ def evidence_package(
         media_type=MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="evidence-{found.id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get(
+    "/sign-requests/{request_id}/evidence-report",
+    summary="The evidence report of a signed request (PDF, for a court or a patient to read)",
+    response_class=Response,
+    responses={200: {"content": {REPORT_MEDIA_TYPE: {}}}},
+)
+def evidence_report(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> Response:
+    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    data = render_report(
+        runtime,
+        found.id,
+        verification_url=verification_link(runtime, found.id),
+        application_id=app.id,
+    )
+    return Response(
+        data,
+        media_type=REPORT_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-report-{found.id}.pdf"',
             "Cache-Control": "no-store",
         },
     )
