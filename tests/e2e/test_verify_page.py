@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ def signed(server: LiveServer) -> dict[str, Any]:
     his.post(f"/api/v1/intents/{intent['id']}/confirm", json={"pin": PIN})
     result: dict[str, Any] = his.get(f"/api/v1/sign-requests/{opened['id']}")
     assert result["state"] == "signed" and result["verification_url"]
+    time.sleep(1.1)  # CRL times have whole seconds: let the status evidence postdate signing
+    package = his.request("GET", f"/api/v1/sign-requests/{opened['id']}/evidence-package")
+    assert package.status_code == 200, package.text
+    result["package"] = package.content
     return result
 
 
@@ -110,4 +115,23 @@ def test_the_verification_link_of_a_signed_request(
     forged = signed["verification_url"].rsplit("/", 1)[0] + "/" + "0" * 32
     response = page.goto(forged)
     assert response is not None and response.status == 404
+    context.close()
+
+
+def test_upload_an_evidence_package(
+    server: LiveServer, signed: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    context = new_phone(browser)
+    page = context.new_page()
+    upload(page, server, tmp_path, signed["package"], None)
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict") == "验证通过", page.inner_text("#report")
+    checks = page.inner_text("#checks")
+    assert "events" in checks and "checkpoint" in checks
+    shot(page, "verify-package")
+    altered = bytearray(signed["package"])
+    altered[len(altered) // 2] ^= 0xFF
+    upload(page, server, tmp_path, bytes(altered), None)
+    page.wait_for_selector("#verdict")
+    assert page.inner_text("#verdict") == "验证失败"
     context.close()

@@ -115,7 +115,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.used": ("登录请求已处理", "This sign-in request was already answered"),
     "verify.title": ("签名验证", "Signature verification"),
     "verify.subtitle": ("任何人均可核验医院电子签名", "Anyone can check a hospital signature here"),
-    "verify.signature_file": ("签名文件（.p7s / CMS）", "Signature file (.p7s / CMS)"),
+    "verify.signature_file": (
+        "签名文件（.p7s / CMS）或证据包（.zip）",
+        "Signature file (.p7s / CMS) or evidence package (.zip)",
+    ),
     "verify.data_file": ("被签名的原文（可选）", "The signed data (optional)"),
     "verify.privacy": (
         "文件仅用于本次核验，不会被保存。",

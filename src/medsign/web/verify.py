@@ -25,6 +25,7 @@ from medsign.api.routes.verify import _base64, report_public
 from medsign.api.verify_schemas import VerificationReportPublic
 from medsign.db.tables import SignRequestRow
 from medsign.errors import InputError, MedsignError, NotFoundError
+from medsign.evidence.package import is_package, verify_package
 from medsign.runtime import Runtime
 from medsign.verify import CMSSignature, SignedContent
 from medsign.web.i18n import catalogue, translator
@@ -105,24 +106,41 @@ def verify_stored(
 
 class PublicVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    cms: str = Field(min_length=1, max_length=MAX_UPLOAD, description="CMS, base64 (DER or PEM)")
+    cms: str = Field(
+        min_length=1,
+        max_length=MAX_UPLOAD,
+        description="CMS (DER or PEM) or an evidence package (ZIP), base64",
+    )
     data: str | None = Field(default=None, max_length=MAX_UPLOAD, description="Signed data, base64")
 
 
 @api.post(
     "/verify",
-    response_model=VerificationReportPublic,
-    summary="Public verification of a detached CMS signature (with or without the data)",
+    response_model=None,
+    summary="Public verification of a detached CMS signature (with or without the data) or of"
+    " an evidence package (ZIP, checked offline against this installation's roots)",
 )
-async def public_verify(body: PublicVerify, runtime: RuntimeDep) -> VerificationReportPublic:
-    cms = _base64(body.cms, "cms")
-    if cms.lstrip().startswith(b"-----BEGIN"):
-        cms = _pem_body(cms)
+async def public_verify(body: PublicVerify, runtime: RuntimeDep) -> dict[str, Any]:
+    blob = _base64(body.cms, "cms")
+    if is_package(blob):
+        if body.data is not None:
+            raise InputError("an evidence package carries its own content: send it alone")
+        roots = [ca.certificate_der for ca in runtime.authority.list_cas() if ca.level == "root"]
+        checked = await run_in_threadpool(verify_package, blob, trust_anchors=roots)
+        answer = checked.as_dict()
+        signature = answer.get("signature") or {}
+        # The page shows every report the same way: signer and time as for a CMS report.
+        answer["signer"] = signature.get("signer")
+        answer["signing_time"] = signature.get("signing_time")
+        answer["signing_time_source"] = signature.get("signing_time_source")
+        return answer
+    if blob.lstrip().startswith(b"-----BEGIN"):
+        blob = _pem_body(blob)
     content = SignedContent(data=_base64(body.data, "data")) if body.data is not None else None
     report = await run_in_threadpool(
-        runtime.verifier.verify, CMSSignature(cms=cms, content=content)
+        runtime.verifier.verify, CMSSignature(cms=blob, content=content)
     )
-    return report_public(report)
+    return report_public(report).model_dump(mode="json")
 
 
 def _pem_body(pem: bytes) -> bytes:
