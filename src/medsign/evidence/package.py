@@ -560,7 +560,9 @@ def _open(data: bytes) -> tuple[dict[str, bytes], dict[str, Any]]:
         raise _PackageError(SubIndication.FORMAT_FAILURE, "the package is too large")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    # Untrusted bytes: zipfile and zlib raise many kinds of errors on a damaged archive (bad
+    # CRC, zlib.error, unknown compression or "encrypted" flags); each is a format failure.
+    except Exception as exc:
         raise _PackageError(
             SubIndication.FORMAT_FAILURE, f"not a readable ZIP archive (truncated?): {exc}"
         ) from exc
@@ -576,7 +578,7 @@ def _open(data: bytes) -> tuple[dict[str, bytes], dict[str, Any]]:
                 )
             try:
                 files[info.filename] = archive.read(info)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            except Exception as exc:
                 raise _PackageError(
                     SubIndication.FORMAT_FAILURE, f"{info.filename} cannot be read: {exc}"
                 ) from exc
