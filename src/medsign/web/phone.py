@@ -24,6 +24,7 @@ from medsign.api.routes.phone import (
     SESSION_COOKIE,
     _Names,
     lang_of,
+    public_list,
     public_request,
 )
 from medsign.errors import MedsignError
@@ -69,8 +70,7 @@ def render(
         t=t,
         lang=lang,
         page=page,
-        # "</" cannot end the JSON block early once escaped; nothing else needs care in JSON.
-        page_data=json.dumps(script_data, ensure_ascii=False).replace("</", "<\\/"),
+        page_data=page_json(script_data),
         **context,
     )
     response = HTMLResponse(html, status_code=status)
@@ -79,6 +79,12 @@ def render(
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def page_json(value: Any) -> str:
+    """JSON for a page's non-executable data block: "</" cannot end the block early once
+    escaped; nothing else needs care in JSON."""
+    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
 def _session(request: Request, runtime: Runtime) -> PhoneSession | None:
@@ -118,16 +124,13 @@ def home(request: Request, runtime: RuntimeDep) -> Response:
     if session is None:
         return _to_unlock(request)
     names = _Names(runtime, lang_of(request))
-    items = [
-        public_request(names, r, with_record=False)
-        for r in runtime.workflow.signer_pending(session.staff_id)
-    ]
+    items = public_list(names, runtime.workflow.signer_pending(session.staff_id))
     return render(
         request,
         "home.html",
         page="home",
         items=items,
-        me=_me(runtime, session),
+        me=_staff_name(runtime, session.staff_id),
         data={
             "items": [i.model_dump(mode="json") for i in items],
             "passkey": _has_passkey(runtime, session.staff_id),
@@ -203,7 +206,7 @@ def login_page(login_id: _ID, request: Request, runtime: RuntimeDep) -> Response
         "login.html",
         page="login",
         view=view,
-        me=_me(runtime, session),
+        me=_staff_name(runtime, session.staff_id),
         data={"id": view.login_id, "state": view.state.value},
     )
 
@@ -214,10 +217,7 @@ def history_page(request: Request, runtime: RuntimeDep) -> Response:
     if session is None:
         return _to_unlock(request)
     names = _Names(runtime, lang_of(request))
-    items = [
-        public_request(names, r, with_record=False)
-        for r in runtime.workflow.signer_history(session.staff_id)
-    ]
+    items = public_list(names, runtime.workflow.signer_history(session.staff_id))
     return render(request, "history.html", page="history", items=items)
 
 
@@ -231,7 +231,7 @@ def settings_page(request: Request, runtime: RuntimeDep) -> Response:
         request,
         "settings.html",
         page="settings",
-        me=_me(runtime, session),
+        me=_staff_name(runtime, session.staff_id),
         devices=devices,
         current_device=session.device_id,
         passkeys_on=runtime.passkeys is not None,
@@ -265,10 +265,6 @@ def _has_passkey(runtime: Runtime, staff_id: str) -> bool:
     if runtime.passkeys is None:
         return False
     return any(p.revoked_at is None for p in runtime.passkeys.list_passkeys(staff_id))
-
-
-def _me(runtime: Runtime, session: PhoneSession) -> dict[str, str]:
-    return _staff_name(runtime, session.staff_id)
 
 
 def _staff_name(runtime: Runtime, staff_id: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from medsign.evidence.package import is_package, verify_package
 from medsign.runtime import Runtime
 from medsign.verify import CMSSignature, SignedContent
 from medsign.web.i18n import catalogue, translator
-from medsign.web.phone import CSP, _env
+from medsign.web.phone import CSP, _env, page_json
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v/api", tags=["verify"], responses=PROBLEM_RESPONSES)
@@ -51,19 +51,13 @@ def _page(request: Request, template: str, status: int = 200, **context: Any) ->
     lang = lang_of(request)
     data = {"lang": lang, "messages": catalogue(lang, ("verify.", "common.", "error."))}
     html = _env.get_template(f"verify/{template}").render(
-        t=translator(lang), lang=lang, page_data=_json(data), **context
+        t=translator(lang), lang=lang, page_data=page_json(data), **context
     )
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
 @router.get("/v/", response_class=HTMLResponse)

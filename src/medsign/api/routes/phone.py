@@ -26,10 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from medsign.api.deps import RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.db.tables import ApplicationRow, StaffRow
-from medsign.errors import ForbiddenError, InputError, MedsignError, NotFoundError, StateError
+from medsign.errors import ForbiddenError, InputError, MedsignError, StateError
 from medsign.identity.devices import PhoneSession, PhoneSessionError
 from medsign.intake.requests import SignRequest
-from medsign.intent.passkeys import PasskeyService
+from medsign.intent.passkeys import Passkey, PasskeyService
 from medsign.runtime import Runtime
 from medsign.workflow import DeviceSignature
 
@@ -80,6 +80,10 @@ def require_phone_header(
 
 PhoneDep = Annotated[PhoneSession, Depends(phone_session)]
 _WRITE = [Depends(require_phone_header)]
+
+
+def _actor(session: PhoneSession) -> str:
+    return f"staff:{session.staff_id}@{session.device_id}"
 
 
 def client_label(request: Request, session: PhoneSession) -> str:
@@ -253,6 +257,10 @@ def lang_of(request: Request) -> str:
     return "en" if request.cookies.get("medsign_lang") == "en" else "zh-CN"
 
 
+def public_list(names: _Names, requests: list[SignRequest]) -> list[RequestPublic]:
+    return [public_request(names, r, with_record=False) for r in requests]
+
+
 def public_request(names: _Names, r: SignRequest, *, with_record: bool) -> RequestPublic:
     record = None
     if with_record and r.content_kind == "json" and r.content is not None:
@@ -345,7 +353,7 @@ def pending(
     response.headers.update(_NO_STORE)
     names = _Names(runtime, lang_of(request))
     items = runtime.workflow.signer_pending(session.staff_id)
-    return RequestListPublic(items=[public_request(names, r, with_record=False) for r in items])
+    return RequestListPublic(items=public_list(names, items))
 
 
 @router.get("/history", response_model=RequestListPublic, summary="Requests I decided")
@@ -355,7 +363,7 @@ def history(
     response.headers.update(_NO_STORE)
     names = _Names(runtime, lang_of(request))
     items = runtime.workflow.signer_history(session.staff_id)
-    return RequestListPublic(items=[public_request(names, r, with_record=False) for r in items])
+    return RequestListPublic(items=public_list(names, items))
 
 
 @router.get(
@@ -436,7 +444,7 @@ def confirm_intent(
         device_signatures=device_signatures,
     )
     names = _Names(runtime, lang_of(request))
-    return RequestListPublic(items=[public_request(names, r, with_record=False) for r in signed])
+    return RequestListPublic(items=public_list(names, signed))
 
 
 @router.post(
@@ -450,7 +458,7 @@ def reject(
 ) -> RequestListPublic:
     rejected = runtime.workflow.signer_reject(session.staff_id, body.request_ids, body.reason)
     names = _Names(runtime, lang_of(request))
-    return RequestListPublic(items=[public_request(names, r, with_record=False) for r in rejected])
+    return RequestListPublic(items=public_list(names, rejected))
 
 
 @router.get(
@@ -471,7 +479,7 @@ async def events(request: Request, session: PhoneDep, runtime: RuntimeDep) -> St
         except PhoneSessionError:
             return None
         items = runtime.workflow.signer_pending(session.staff_id)
-        listed = [public_request(names, r, with_record=False) for r in items]
+        listed = public_list(names, items)
         return json.dumps(
             {"items": [i.model_dump(mode="json") for i in listed]}, ensure_ascii=False
         )
@@ -532,6 +540,16 @@ def decide_login(
 # -- passkeys ---------------------------------------------------------------------------------
 
 
+def _passkey_public(p: Passkey) -> PasskeyPublic:
+    return PasskeyPublic(
+        id=p.id,
+        label=p.label,
+        created_at=p.created_at,
+        last_used_at=p.last_used_at,
+        revoked_at=p.revoked_at,
+    )
+
+
 def _passkeys(runtime: Runtime) -> PasskeyService:
     if runtime.passkeys is None:
         raise StateError(
@@ -544,16 +562,7 @@ def _passkeys(runtime: Runtime) -> PasskeyService:
 def list_passkeys(session: PhoneDep, runtime: RuntimeDep) -> list[PasskeyPublic]:
     if runtime.passkeys is None:
         return []
-    return [
-        PasskeyPublic(
-            id=p.id,
-            label=p.label,
-            created_at=p.created_at,
-            last_used_at=p.last_used_at,
-            revoked_at=p.revoked_at,
-        )
-        for p in runtime.passkeys.list_passkeys(session.staff_id)
-    ]
+    return [_passkey_public(p) for p in runtime.passkeys.list_passkeys(session.staff_id)]
 
 
 @router.post(
@@ -575,15 +584,10 @@ def passkey_options(session: PhoneDep, runtime: RuntimeDep) -> dict[str, Any]:
 def register_passkey(
     body: PasskeyRegister, session: PhoneDep, runtime: RuntimeDep
 ) -> PasskeyPublic:
-    p = _passkeys(runtime).finish_registration(
-        session.id, session.staff_id, body.credential, label=body.label
-    )
-    return PasskeyPublic(
-        id=p.id,
-        label=p.label,
-        created_at=p.created_at,
-        last_used_at=p.last_used_at,
-        revoked_at=p.revoked_at,
+    return _passkey_public(
+        _passkeys(runtime).finish_registration(
+            session.id, session.staff_id, body.credential, label=body.label
+        )
     )
 
 
@@ -598,9 +602,7 @@ def revoke_passkey(
     session: PhoneDep,
     runtime: RuntimeDep,
 ) -> Done:
-    _passkeys(runtime).revoke(
-        session.staff_id, passkey_id, actor=f"staff:{session.staff_id}@{session.device_id}"
-    )
+    _passkeys(runtime).revoke(session.staff_id, passkey_id, actor=_actor(session))
     return Done()
 
 
@@ -647,9 +649,5 @@ def revoke_device(
     session: PhoneDep,
     runtime: RuntimeDep,
 ) -> Done:
-    if not device_id:
-        raise NotFoundError("no device")
-    runtime.phone.revoke_device(
-        session.staff_id, device_id, actor=f"staff:{session.staff_id}@{session.device_id}"
-    )
+    runtime.phone.revoke_device(session.staff_id, device_id, actor=_actor(session))
     return Done()
