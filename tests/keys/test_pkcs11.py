@@ -276,3 +276,61 @@ def test_openssl_verifies_token_signatures(hsm_store: PKCS11KeyStore, tmp_path: 
         )
         assert result.returncode == 0, (scheme, result.stdout, result.stderr)
         assert "Verified OK" in result.stdout
+
+
+def test_reservation_on_the_token(hsm_store: PKCS11KeyStore, database: Database) -> None:
+    """The PKCS#11 store reserves through the same shared code: the row first, then
+    signatures on the token with no database write, refused when used up or destroyed."""
+    from medsign.keys import AllowanceSpentError, reservation_covering
+    from medsign.tsa import SerialAllocator
+
+    ref = hsm_store.generate(KeyAlgorithm.EC_P256, label="hsm tsa")
+    serials = SerialAllocator(database, name="hsm-test")
+    serials.ensure_counter()
+    allowance = hsm_store.reserve(
+        ref.id,
+        SignatureScheme.ECDSA_SHA256,
+        3,
+        actor="tsa",
+        purpose="timestamp",
+        seconds=60,
+        claim=serials.claim,
+    )
+    [use] = key_uses(database, ref.id)
+    assert (use.uses, use.serial_first, use.serial_last) == (3, 1, 3)
+    public = PublicKey.from_der(ref.public_key_der)
+    numbers = [allowance.take() for _ in range(3)]
+    digests = [hashlib.sha256(bytes([n])).digest() for n in numbers]
+    signatures = [allowance.sign_digest(numbers[0], digests[0])]
+    signatures += allowance.sign_digests(list(zip(numbers[1:], digests[1:], strict=True)))
+    for digest, signature in zip(digests, signatures, strict=True):
+        verify_digest(public, SignatureScheme.ECDSA_SHA256, digest, signature)
+    assert all(reservation_covering(database, ref.id, n) == use for n in numbers)
+    with pytest.raises(AllowanceSpentError):
+        allowance.take()
+    assert len(key_uses(database, ref.id)) == 1
+
+    second = hsm_store.reserve(
+        ref.id,
+        SignatureScheme.ECDSA_SHA256,
+        3,
+        actor="tsa",
+        purpose="timestamp",
+        seconds=60,
+        claim=serials.claim,
+    )
+    number = second.take()
+    hsm_store.destroy(ref.id)
+    with pytest.raises(KeyUseError, match="destroyed"):
+        second.sign_digest(number, digests[0])
+    with pytest.raises(KeyUseError, match="destroyed"):
+        hsm_store.reserve(
+            ref.id,
+            SignatureScheme.ECDSA_SHA256,
+            3,
+            actor="tsa",
+            purpose="timestamp",
+            seconds=60,
+            claim=serials.claim,
+        )
+    assert len(key_uses(database, ref.id)) == 2

@@ -74,15 +74,28 @@ def retire_master(data_dir: Path | None) -> None:
 @keys.command("uses")
 @click.option("--key-id", default=None)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option(
+    "--serial",
+    type=click.IntRange(0),
+    default=None,
+    help="Show only the reservation of --key-id covering this number (a TSA token's serial).",
+)
 @data_dir_option
 @reports_errors
-def uses(key_id: str | None, limit: int, data_dir: Path | None) -> None:
-    """Show recent key uses (who, which key, which digest, when)."""
-    from medsign.keys import key_uses
+def uses(key_id: str | None, limit: int, serial: int | None, data_dir: Path | None) -> None:
+    """Show recent key uses: signatures (digest) and reservations (how many signatures,
+    which serials, until when; the TSA reserves its key for a block of tokens at a time)."""
+    from medsign.keys import key_uses, reservation_covering
 
+    if serial is not None and key_id is None:
+        raise click.UsageError("--serial needs --key-id")
     with runtime_for(data_dir) as runtime:
-        for use in key_uses(runtime.database, key_id, limit=limit):
+        if serial is not None and key_id is not None:
+            found = [reservation_covering(runtime.database, key_id, serial)]
+        else:
+            found = key_uses(runtime.database, key_id, limit=limit)
+        for use in found:
             click.echo(
                 f"{use.at.isoformat()} {use.key_id} {use.scheme} {use.purpose} by {use.actor}"
-                f" digest={use.digest_hex}"
+                f" {use.describe()}"
             )

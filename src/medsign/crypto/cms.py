@@ -68,8 +68,13 @@ def der_length(size: int) -> bytes:
 
 def der_tlv(tag: int, content: bytes) -> bytes:
     size = len(content)
+    # The short forms inline: a TSA token builds some fifteen TLVs, most under 64 KiB.
     if size < 0x80:
         return bytes((tag, size)) + content
+    if size < 0x100:
+        return bytes((tag, 0x81, size)) + content
+    if size < 0x10000:
+        return bytes((tag, 0x82, size >> 8, size & 0xFF)) + content
     return bytes((tag,)) + der_length(size) + content
 
 

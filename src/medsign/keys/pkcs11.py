@@ -30,12 +30,16 @@ from medsign.db import Database
 from medsign.db.tables import KeyRow
 from medsign.errors import KeyStoreUnavailableError, KeyUseError
 from medsign.ids import KeyId, new_id
-from medsign.keys.base import KeyRef
+from medsign.keys.base import Claim, KeyRef, SigningAllowance
 from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
+    Allowance,
+    AllowanceRegistry,
+    SigningKey,
     check_label,
     check_message_request,
+    check_reservation_request,
     check_signing_request,
     key_ref,
     load_for_signing,
@@ -44,6 +48,7 @@ from medsign.keys.usage import (
     parse_digest_scheme,
     parse_message_scheme,
     record_key_use,
+    record_reservation,
 )
 
 KIND = "pkcs11"
@@ -106,6 +111,7 @@ class PKCS11KeyStore:
         self._lock = threading.RLock()
         self._session: Any = None
         self._keys: dict[str, Any] = {}
+        self._allowances = AllowanceRegistry()
 
     def __repr__(self) -> str:
         return f"<PKCS11KeyStore module={self._module_path} token={self._token_label!r}>"
@@ -333,6 +339,54 @@ class PKCS11KeyStore:
                 )
         return signatures
 
+    def reserve(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        count: int,
+        *,
+        actor: str,
+        purpose: str,
+        seconds: float,
+        claim: Claim,
+    ) -> SigningAllowance:
+        """Record one key-use row for up to ``count`` signatures (``KeyStore.reserve``); the
+        allowance then signs on the token without touching the database."""
+        scheme = parse_digest_scheme(scheme)
+        check_reservation_request(count, seconds, actor=actor, purpose=purpose, claim=claim)
+        cka_ids: list[bytes] = []
+
+        def prepare(row: SigningKey) -> None:
+            if row.token_object_id is None:
+                raise KeyUseError(f"key {key_id} has no token object")
+            cka_ids.append(bytes.fromhex(row.token_object_id))
+
+        with self._database.engine.begin() as connection:
+            reservation = record_reservation(
+                connection,
+                self._clock,
+                key_id,
+                KIND,
+                scheme,
+                count,
+                actor=actor,
+                purpose=purpose,
+                seconds=seconds,
+                claim=claim,
+                prepare=prepare,
+            )
+            cka_id = cka_ids[0]
+
+            def sign(digest: bytes) -> bytes:
+                return self._sign_on_token(key_id, cka_id, scheme, digest)
+
+            allowance = Allowance(
+                reservation, self._clock, sign, lambda digests: [sign(d) for d in digests]
+            )
+            # Registered before the commit: a destroy that commits after it revokes it.
+            self._allowances.add(allowance)
+        return allowance
+
     def destroy(self, key_id: KeyId) -> None:
         """Delete the key objects from the token and mark the key destroyed."""
         with self._database.session() as db:
@@ -342,6 +396,7 @@ class PKCS11KeyStore:
                     self._destroy_objects(session, bytes.fromhex(row.token_object_id))
                     self._keys.pop(key_id, None)
             row.state = DESTROYED
+        self._allowances.revoke(key_id, "is destroyed")
 
     # -- token operations ---------------------------------------------------------------
 

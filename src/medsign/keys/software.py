@@ -13,6 +13,7 @@ signing never waits for a rotation to finish.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -42,13 +43,17 @@ from medsign.errors import (
     StateError,
 )
 from medsign.ids import KeyId, new_id
-from medsign.keys.base import KeyRef
+from medsign.keys.base import Claim, KeyRef, SigningAllowance
 from medsign.keys.keyring import MasterKeyring
 from medsign.keys.usage import (
     ACTIVE,
     DESTROYED,
+    Allowance,
+    AllowanceRegistry,
+    SigningKey,
     check_label,
     check_message_request,
+    check_reservation_request,
     check_signing_request,
     insert_key_use,
     insert_key_use_if_current,
@@ -59,6 +64,7 @@ from medsign.keys.usage import (
     parse_algorithm,
     parse_digest_scheme,
     parse_message_scheme,
+    record_reservation,
 )
 
 KIND = "software"
@@ -232,6 +238,7 @@ class SoftwareKeyStore:
         self._keks: dict[int, AESGCM] = {}
         self._kek_lock = threading.Lock()
         self._rotation_lock = threading.Lock()
+        self._allowances = AllowanceRegistry()
 
     def __repr__(self) -> str:
         return f"<SoftwareKeyStore {self._keyring!r}>"
@@ -398,6 +405,56 @@ class SoftwareKeyStore:
             )
         return signatures
 
+    def reserve(
+        self,
+        key_id: KeyId,
+        scheme: SignatureScheme,
+        count: int,
+        *,
+        actor: str,
+        purpose: str,
+        seconds: float,
+        claim: Claim,
+    ) -> SigningAllowance:
+        """Record one key-use row for up to ``count`` signatures (``KeyStore.reserve``).
+
+        The key row is read and the key unwrapped (or taken from the cache, checked against
+        the row's blob) inside the transaction that claims the numbers and writes the row; the
+        allowance is handed out only after it commits, and then signs with the unwrapped key
+        in memory.
+        """
+        scheme = parse_digest_scheme(scheme)
+        check_reservation_request(count, seconds, actor=actor, purpose=purpose, claim=claim)
+        unwrapped: list[PrivateKey] = []
+
+        def prepare(row: SigningKey) -> None:
+            unwrapped.append(self._private_key(row))
+
+        with self._database.engine.begin() as connection:
+            reservation = record_reservation(
+                connection,
+                self._clock,
+                key_id,
+                KIND,
+                scheme,
+                count,
+                actor=actor,
+                purpose=purpose,
+                seconds=seconds,
+                claim=claim,
+                prepare=prepare,
+            )
+            private = unwrapped[0]
+            allowance = Allowance(
+                reservation,
+                self._clock,
+                functools.partial(private.sign_digest, scheme),
+                lambda digests: _sign_many(private, scheme, digests),
+            )
+            # Registered before the commit: a destroy that commits after it revokes it.
+            self._allowances.add(allowance)
+        return allowance
+
     def destroy(self, key_id: KeyId) -> None:
         """Crypto-shred a key: its wrapped blob is erased and it can never sign again."""
         with self._database.session() as session:
@@ -406,6 +463,7 @@ class SoftwareKeyStore:
             row.wrapped_key = None
             row.master_version = None
         self._cache.drop(key_id)
+        self._allowances.revoke(key_id, "is destroyed")
 
     def check(self) -> None:
         """The database answers, and one key per master version in use unwraps."""

@@ -11,12 +11,26 @@ The key-use record is written in the transaction of the signature it records: a 
 never handed out without its row, and a refused request (any check failing, or the signature
 failing) leaves none. A message signed whole (Ed25519, ``sign_message``) is recorded by its
 SHA-256, so every row names what was signed in 32 bytes whichever method signed it.
+
+A reservation (``KeyStore.reserve``, used by the TSA) keeps the guarantee at a coarser grain:
+one row, committed before any of its signatures is made, records that the key may make up to
+``uses`` signatures, each carrying one number of ``serial_first..serial_last`` (claimed in the
+same transaction, e.g. a block of TSA serial numbers), until ``valid_until``. The
+:class:`Allowance` then signs in memory, each number at most once; numbers left unused (the
+process stopped, the time ran out) are never used by anyone. So every signature is covered by
+a row written before it, and one carrying a number outside every recorded reservation was not
+made by this key store. The row's ``digest_hex`` is the SHA-256 of
+:func:`reservation_description`, the canonical JSON of the reservation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import String, bindparam, insert, select
@@ -29,7 +43,7 @@ from medsign.db import Database
 from medsign.db.tables import KeyRow, KeyUseRow
 from medsign.errors import InputError, KeyUseError, NotFoundError
 from medsign.ids import KeyId
-from medsign.keys.base import KeyRef
+from medsign.keys.base import AllowanceSpentError, Claim, KeyRef
 
 ACTIVE = "active"
 DESTROYED = "destroyed"
@@ -39,13 +53,22 @@ DIGEST_SIZE = 32
 MAX_MESSAGE_SIZE = 64 * 1024
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+# One reservation covers at most this many signatures and this much time: the bounds keep an
+# allowance from outliving, by much, a destroy committed by another process.
+MAX_RESERVATION_USES = 100_000
+MAX_RESERVATION_SECONDS = 3600.0
+MAX_NUMBER = 2**63 - 1  # the serial columns are signed 64-bit
+RESERVATION_FORMAT = "medsign/key-reservation/v1"
 
 
 @dataclass(frozen=True)
 class KeyUse:
-    """One recorded signature: who asked, for what, over which digest.
+    """One recorded signature, or one reservation of signatures: who asked, for what, when.
 
-    ``digest_hex`` is the digest signed, or for a message signed whole its SHA-256.
+    For a signature (``uses`` is None) ``digest_hex`` is the digest signed, or for a message
+    signed whole its SHA-256. For a reservation ``uses`` is how many signatures it allows,
+    each carrying one number of ``serial_first..serial_last``, made before ``valid_until``;
+    ``digest_hex`` is the SHA-256 of :func:`reservation_description`.
     """
 
     id: int
@@ -55,6 +78,24 @@ class KeyUse:
     scheme: SignatureScheme
     digest_hex: str
     at: dt.datetime
+    uses: int | None = None
+    serial_first: int | None = None
+    serial_last: int | None = None
+    valid_until: dt.datetime | None = None
+
+    @property
+    def reservation(self) -> bool:
+        return self.uses is not None
+
+    def describe(self) -> str:
+        """One line for operators: the digest of a signature, or what a reservation allows."""
+        if self.uses is None:
+            return f"digest={self.digest_hex}"
+        until = self.valid_until.isoformat() if self.valid_until is not None else "?"
+        return (
+            f"reserved uses={self.uses} serials={self.serial_first}..{self.serial_last}"
+            f" until={until} digest={self.digest_hex}"
+        )
 
 
 def key_ref(row: KeyRow) -> KeyRef:
@@ -135,6 +176,10 @@ _SIGNING_KEY_QUERY = select(
     KeyRow.master_version,
     KeyRow.token_object_id,
 ).where(KeyRow.id == bindparam("key_id"))
+
+# PostgreSQL: FOR SHARE, so a destroy waits for the reservation reading the row to commit
+# (SQLite serialises writers anyway and renders no lock clause).
+_SIGNING_KEY_QUERY_SHARED = _SIGNING_KEY_QUERY.with_for_update(read=True)
 
 # The table, not the mapped class: a plain Core insert with no ORM bookkeeping.
 _KEY_USE_INSERT = insert(KeyUseRow.__table__)  # type: ignore[arg-type]
@@ -232,7 +277,19 @@ def load_signing_key(
 ) -> SigningKey:
     """As :func:`load_for_signing`, on a plain connection (one indexed primary-key read)."""
     check_signing_request(digest, actor=actor, purpose=purpose)
-    found = connection.execute(_SIGNING_KEY_QUERY, {"key_id": key_id}).first()
+    return _read_signing_key(connection, key_id, store, scheme)
+
+
+def _read_signing_key(
+    connection: Connection,
+    key_id: str,
+    store: str,
+    scheme: SignatureScheme,
+    *,
+    share_lock: bool = False,
+) -> SigningKey:
+    query = _SIGNING_KEY_QUERY_SHARED if share_lock else _SIGNING_KEY_QUERY
+    found = connection.execute(query, {"key_id": key_id}).first()
     # A key held by another store is as unknown to this one as a missing key.
     if found is None or found.store != store:
         raise NotFoundError(f"no {store} key {key_id}")
@@ -340,26 +397,348 @@ def insert_key_uses(
     )
 
 
+# -- reservations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one reservation row records (the allowance is built from it)."""
+
+    key_id: str
+    scheme: SignatureScheme
+    actor: str
+    purpose: str
+    numbers: range
+    at: dt.datetime
+    valid_until: dt.datetime
+
+
+def reservation_description(
+    *,
+    key_id: str,
+    scheme: SignatureScheme | str,
+    actor: str,
+    purpose: str,
+    uses: int,
+    serial_first: int,
+    serial_last: int,
+    at: dt.datetime,
+    valid_until: dt.datetime,
+) -> bytes:
+    """The canonical description a reservation row's ``digest_hex`` is the SHA-256 of.
+
+    JSON with sorted keys, no whitespace and UTF-8 (for these string and integer members the
+    same bytes as RFC 8785); times in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. An auditor
+    recomputes it from the row (:func:`reservation_digest`), so the row's fields and its
+    digest cannot be edited apart.
+    """
+    document = {
+        "format": RESERVATION_FORMAT,
+        "key_id": key_id,
+        "scheme": str(scheme),
+        "actor": actor,
+        "purpose": purpose,
+        "uses": uses,
+        "serial_first": serial_first,
+        "serial_last": serial_last,
+        "at": _utc_text(at),
+        "valid_until": _utc_text(valid_until),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def reservation_digest(use: KeyUse) -> bytes:
+    """SHA-256 of the reservation's canonical description, from a listed row."""
+    if (
+        use.uses is None
+        or use.serial_first is None
+        or use.serial_last is None
+        or use.valid_until is None
+    ):
+        raise InputError(f"key use {use.id} is a single signature, not a reservation")
+    description = reservation_description(
+        key_id=use.key_id,
+        scheme=use.scheme,
+        actor=use.actor,
+        purpose=use.purpose,
+        uses=use.uses,
+        serial_first=use.serial_first,
+        serial_last=use.serial_last,
+        at=use.at,
+        valid_until=use.valid_until,
+    )
+    return hashlib.sha256(description).digest()
+
+
+def check_reservation_request(
+    count: int, seconds: float, *, actor: str, purpose: str, claim: Claim
+) -> None:
+    """Every check on a reservation request that needs no key row."""
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise InputError("the number of reserved signatures must be an integer")
+    if not 1 <= count <= MAX_RESERVATION_USES:
+        raise InputError(f"a reservation covers 1 to {MAX_RESERVATION_USES} signatures")
+    if not isinstance(seconds, int | float) or not 0 < seconds <= MAX_RESERVATION_SECONDS:
+        raise InputError(f"a reservation lasts more than 0 and at most {MAX_RESERVATION_SECONDS} s")
+    if not callable(claim):
+        raise InputError("a reservation needs a claim for its numbers")
+    _check_actor_and_purpose(actor, purpose)
+
+
+def record_reservation(
+    connection: Connection,
+    clock: Clock,
+    key_id: str,
+    store: str,
+    scheme: SignatureScheme,
+    count: int,
+    *,
+    actor: str,
+    purpose: str,
+    seconds: float,
+    claim: Claim,
+    prepare: Callable[[SigningKey], object] | None = None,
+) -> Reservation:
+    """Claim the numbers, check the key row, and write the reservation's key-use row, all in
+    the connection's transaction (the caller commits it before the allowance signs).
+
+    The claim runs first: on SQLite its UPDATE takes the write lock before anything is read.
+    The key row is read under a share lock (PostgreSQL), so a destroy commits either before
+    (and the reservation is refused) or after the reservation; the store registers the
+    allowance before committing, so such a destroy revokes it. ``prepare`` (unwrapping the
+    key, finding the token object) runs after the key checks and before the row is written,
+    so a key that cannot sign leaves no reservation.
+    """
+    first = claim(connection, count)
+    if isinstance(first, bool) or not isinstance(first, int):
+        raise InputError("the claim must return the first number reserved")
+    last = first + count - 1
+    if first < 0 or last > MAX_NUMBER:
+        raise InputError(f"reserved numbers must lie in 0..{MAX_NUMBER}")
+    key = _read_signing_key(connection, key_id, store, scheme, share_lock=True)
+    if prepare is not None:
+        prepare(key)
+    at = clock.now()
+    until = at + dt.timedelta(seconds=seconds)
+    description = reservation_description(
+        key_id=key_id,
+        scheme=scheme,
+        actor=actor,
+        purpose=purpose,
+        uses=count,
+        serial_first=first,
+        serial_last=last,
+        at=at,
+        valid_until=until,
+    )
+    connection.execute(
+        _KEY_USE_INSERT,
+        {
+            "key_id": key_id,
+            "actor": actor,
+            "purpose": purpose,
+            "scheme": str(scheme),
+            "digest_hex": hashlib.sha256(description).hexdigest(),
+            "at": at,
+            "uses": count,
+            "serial_first": first,
+            "serial_last": last,
+            "valid_until": until,
+        },
+    )
+    return Reservation(
+        key_id=key_id,
+        scheme=scheme,
+        actor=actor,
+        purpose=purpose,
+        numbers=range(first, last + 1),
+        at=at,
+        valid_until=until,
+    )
+
+
+class Allowance:
+    """The signatures of one committed reservation, made in memory (``SigningAllowance``).
+
+    ``sign`` and ``sign_many`` make the signatures (the store's private key or token object);
+    the allowance hands out the reserved numbers in order, lets each taken number sign once,
+    and refuses after the time limit (the store's clock) or once revoked by the store.
+    """
+
+    def __init__(
+        self,
+        reservation: Reservation,
+        clock: Clock,
+        sign: Callable[[bytes], bytes],
+        sign_many: Callable[[Sequence[bytes]], list[bytes]],
+    ) -> None:
+        self._reservation = reservation
+        self._clock = clock
+        self._sign = sign
+        self._sign_many = sign_many
+        self._next = reservation.numbers.start
+        self._stop = reservation.numbers.stop
+        self._until = reservation.valid_until
+        self._taken: set[int] = set()
+        self._revoked: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        numbers = self._reservation.numbers
+        return (
+            f"<Allowance {self._reservation.key_id} {numbers.start}..{numbers.stop - 1}"
+            f" next={self._next}>"
+        )
+
+    @property
+    def key_id(self) -> KeyId:
+        return KeyId(self._reservation.key_id)
+
+    @property
+    def scheme(self) -> SignatureScheme:
+        return self._reservation.scheme
+
+    @property
+    def numbers(self) -> range:
+        return self._reservation.numbers
+
+    @property
+    def valid_until(self) -> dt.datetime:
+        return self._until
+
+    def revoke(self, reason: str) -> None:
+        """Refuse every further number and signature (the key was destroyed)."""
+        with self._lock:
+            self._revoked = reason
+            self._next = self._stop
+            self._taken.clear()
+
+    def _check_usable(self) -> None:
+        if self._revoked is not None:
+            raise KeyUseError(f"key {self._reservation.key_id} {self._revoked}")
+        if self._clock.now() >= self._until:
+            raise AllowanceSpentError(
+                f"the reservation of key {self._reservation.key_id} expired at"
+                f" {self._until.isoformat()}"
+            )
+
+    def take(self) -> int:
+        with self._lock:
+            self._check_usable()
+            number = self._next
+            if number >= self._stop:
+                raise AllowanceSpentError(
+                    f"the reservation of key {self._reservation.key_id} is used up"
+                )
+            self._next = number + 1
+            self._taken.add(number)
+            return number
+
+    def _spend(self, number: int) -> None:
+        # Under the lock: a taken number signs once, and only while the allowance is usable.
+        try:
+            self._taken.remove(number)
+        except KeyError:
+            raise KeyUseError(
+                f"number {number} was not taken from this reservation, or has signed already"
+            ) from None
+
+    def sign_digest(self, number: int, digest: bytes) -> bytes:
+        if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE:
+            raise InputError(f"digest must be {DIGEST_SIZE} bytes")
+        with self._lock:
+            self._check_usable()
+            self._spend(number)
+        return self._sign(digest)
+
+    def sign_digests(self, items: Sequence[tuple[int, bytes]]) -> list[bytes]:
+        digests = [digest for _, digest in items]
+        for digest in digests:
+            if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE:
+                raise InputError(f"digest must be {DIGEST_SIZE} bytes")
+        with self._lock:
+            self._check_usable()
+            numbers = [number for number, _ in items]
+            if len(set(numbers)) != len(numbers) or not self._taken.issuperset(numbers):
+                raise KeyUseError("every number must be taken from this reservation and sign once")
+            self._taken.difference_update(numbers)
+        return self._sign_many(digests) if digests else []
+
+
+class AllowanceRegistry:
+    """The live allowances of one store, so destroying a key revokes them at once.
+
+    Weakly held: an allowance its user dropped is simply gone. Another process's allowances
+    end with their time limit (and their next reservation finds the key destroyed).
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, weakref.WeakSet[Allowance]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, allowance: Allowance) -> Allowance:
+        with self._lock:
+            self._by_key.setdefault(allowance.key_id, weakref.WeakSet()).add(allowance)
+        return allowance
+
+    def revoke(self, key_id: str, reason: str) -> None:
+        with self._lock:
+            allowances = list(self._by_key.pop(key_id, ()))
+        for allowance in allowances:
+            allowance.revoke(reason)
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+def _key_use(row: KeyUseRow) -> KeyUse:
+    return KeyUse(
+        id=row.id,
+        key_id=KeyId(row.key_id),
+        actor=row.actor,
+        purpose=row.purpose,
+        scheme=SignatureScheme(row.scheme),
+        digest_hex=row.digest_hex,
+        at=row.at,
+        uses=row.uses,
+        serial_first=row.serial_first,
+        serial_last=row.serial_last,
+        valid_until=row.valid_until,
+    )
+
+
 def key_uses(
     database: Database, key_id: str | None = None, *, limit: int = DEFAULT_LIMIT
 ) -> list[KeyUse]:
-    """Recorded key uses, newest first, optionally for one key."""
+    """Recorded key uses (signatures and reservations), newest first, optionally for one key."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InputError(f"limit must be between 1 and {MAX_LIMIT}")
     query = select(KeyUseRow).order_by(KeyUseRow.id.desc()).limit(limit)
     if key_id is not None:
         query = query.where(KeyUseRow.key_id == key_id)
     with database.session() as session:
-        rows = session.scalars(query).all()
-        return [
-            KeyUse(
-                id=row.id,
-                key_id=KeyId(row.key_id),
-                actor=row.actor,
-                purpose=row.purpose,
-                scheme=SignatureScheme(row.scheme),
-                digest_hex=row.digest_hex,
-                at=row.at,
-            )
-            for row in rows
-        ]
+        return [_key_use(row) for row in session.scalars(query).all()]
+
+
+def reservation_covering(database: Database, key_id: str, number: int) -> KeyUse:
+    """The reservation of ``key_id`` whose numbers include ``number`` (for the TSA key: the
+    serial of a token); ``NotFoundError`` when none does, i.e. this installation never allowed
+    that key a signature carrying that number."""
+    query = select(KeyUseRow).where(
+        KeyUseRow.key_id == key_id,
+        KeyUseRow.uses.is_not(None),
+        KeyUseRow.serial_first <= number,
+        KeyUseRow.serial_last >= number,
+    )
+    with database.session() as session:
+        rows = session.scalars(query.limit(2)).all()
+        if not rows:
+            raise NotFoundError(f"no reservation of key {key_id} covers number {number}")
+        if len(rows) > 1:
+            raise KeyUseError(f"more than one reservation of key {key_id} covers number {number}")
+        return _key_use(rows[0])

@@ -14,13 +14,18 @@ Decisions, each with its reason:
   value; copying the encoding cannot get that wrong).
 * certReq: the TSA certificate only. Its issuers are reachable through AIA caIssuers, and a
   token stays small.
-* Serial numbers come from blocks reserved with one atomic UPDATE on ``timestamp_serials``
-  (as CRL numbers are), so processes never collide and a token costs no extra DB write; a
-  crash only leaves a gap, which RFC 3161 allows.
+* Serial numbers come in blocks claimed with one atomic UPDATE on ``timestamp_serials`` (as
+  CRL numbers are), so processes never collide. The same transaction records the TSA key's
+  use for the whole block: ``KeyStore.reserve`` writes one key-use row allowing up to one
+  signature per serial of the block, for at most ``RESERVATION_SECONDS``, and returns an
+  allowance that signs in memory and hands out the block's serials. Every token is thus
+  covered by a row written before it was signed, and a token whose serial lies outside every
+  recorded reservation of the TSA key is not ours. A crash, an expiry or a new TSA key only
+  leaves the rest of the block unused: a gap, which RFC 3161 allows.
 * The token is spliced from DER encoded once per TSA certificate (policy, accuracy, TSA name,
   signed-attribute skeleton with the ESS signing-certificate-v2, algorithm identifiers,
   certificate) with the per-token parts (serial, genTime, imprint, nonce, message digest)
-  encoded by hand. The signature goes through the key store, which records the use.
+  encoded by hand.
 * The clock guard (``clockguard.py``) is asked before every token; a refusal is
   ``timeNotAvailable``. Internal failures (no TSA certificate, key store down) are
   ``systemFailure`` and logged.
@@ -38,7 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from asn1crypto import x509
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from medsign.ca.profiles import POLICY_ARC
@@ -58,12 +64,13 @@ from medsign.db.tables import TimestampSerialRow
 from medsign.errors import (
     ClockUntrustedError,
     InputError,
+    KeyUseError,
     MedsignError,
     TimestampUnavailableError,
 )
 from medsign.evidence import record_event
 from medsign.ids import KeyId
-from medsign.keys.base import KeyStore
+from medsign.keys.base import KeyStore, SigningAllowance
 from medsign.tsa.clockguard import ClockGuard, ClockReading
 from medsign.tsa.token import TST_INFO_OID
 
@@ -86,6 +93,9 @@ MAX_REQUEST_SIZE = 16 * 1024
 MAX_NONCE_OCTETS = 64
 CREDENTIALS_SECONDS = 300.0
 SERIAL_NAME = "tsa"
+# How long one reservation of the TSA key may sign: a destroy committed by another process
+# stops this one's tokens within this time (a destroy through this process's key store at once).
+RESERVATION_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,11 @@ CredentialsLoader = Callable[[], TSACredentials]
 
 
 class SerialAllocator:
-    """Unique positive serials across threads and processes, one DB write per block."""
+    """Unique positive serials across threads and processes, claimed in blocks.
+
+    ``claim`` takes a block in the caller's transaction (the TSA's key-use reservation);
+    ``next`` hands out serials one by one from blocks claimed in transactions of its own.
+    """
 
     def __init__(self, database: Database, *, name: str = SERIAL_NAME, block: int = 1000) -> None:
         if block < 1:
@@ -114,36 +128,54 @@ class SerialAllocator:
         self._lock = threading.Lock()
         self._next = 0
         self._end = 0
+        self._counter_exists = False
+
+    @property
+    def block(self) -> int:
+        return self._block
 
     def next(self) -> int:
         with self._lock:
             if self._next >= self._end:
-                self._next, self._end = self._reserve()
+                self.ensure_counter()
+                with self._db.engine.begin() as connection:
+                    first = self.claim(connection, self._block)
+                self._next, self._end = first, first + self._block
             value = self._next
             self._next += 1
             return value
 
-    def _reserve(self) -> tuple[int, int]:
+    def ensure_counter(self) -> None:
+        """Create the counter row if no process has yet (in a transaction of its own, so
+        ``claim`` can be the first statement of the caller's)."""
+        if self._counter_exists:
+            return
         table = TimestampSerialRow
-        for _ in range(5):
-            with self._db.engine.begin() as connection:
-                end = connection.execute(
-                    update(table)
-                    .where(table.name == self._name)
-                    .values(next_value=table.next_value + self._block)
-                    .returning(table.next_value)
-                ).scalar_one_or_none()
-            if end is not None:
-                return int(end) - self._block, int(end)
+        with self._db.engine.connect() as connection:
+            found = connection.execute(
+                select(table.next_value).where(table.name == self._name)
+            ).first()
+        if found is None:
             try:
                 with self._db.engine.begin() as connection:
-                    connection.execute(
-                        insert(table).values(name=self._name, next_value=1 + self._block)
-                    )
+                    connection.execute(insert(table).values(name=self._name, next_value=1))
             except IntegrityError:
-                continue  # another process created the row first: reserve from it
-            return 1, 1 + self._block
-        raise TimestampUnavailableError("could not reserve timestamp serial numbers")
+                pass  # another process created it first: claim from it
+        self._counter_exists = True
+
+    def claim(self, connection: Connection, count: int) -> int:
+        """Reserve ``count`` consecutive serials in ``connection``'s transaction; returns the
+        first. Call ``ensure_counter`` once before (outside the transaction)."""
+        table = TimestampSerialRow
+        end = connection.execute(
+            update(table)
+            .where(table.name == self._name)
+            .values(next_value=table.next_value + count)
+            .returning(table.next_value)
+        ).scalar_one_or_none()
+        if end is None:
+            raise TimestampUnavailableError("the timestamp serial counter is missing")
+        return int(end) - count
 
 
 # -- responses ------------------------------------------------------------------------------
@@ -325,10 +357,14 @@ class TimestampAuthority:
         self.policy_oid = policy_oid or DEFAULT_POLICY_OID
         self.accuracy_ms = accuracy_ms
         self._digits = time_digits
+        self._tick = 10 ** (6 - time_digits)  # microseconds per genTime unit
+        self._gen_time_cache: tuple[dt.datetime | None, bytes] = (None, b"")
         self.guard = guard
         if guard is not None:
             guard.set_alert(self._record_refusal)
         self.serials = SerialAllocator(database, block=serial_block)
+        self._allowance: SigningAllowance | None = None
+        self._allowance_lock = threading.Lock()
         policy_der = der_oid(self.policy_oid)
         self._policies = frozenset({policy_der})
         self._tst_head = der_integer(1) + policy_der
@@ -394,7 +430,18 @@ class TimestampAuthority:
     # -- tokens ------------------------------------------------------------------------------
 
     def _gen_time(self, now: dt.datetime) -> bytes:
-        utc = now.astimezone(dt.UTC)
+        """The DER GeneralizedTime of ``now`` at the configured precision, encoded once per
+        tick (a millisecond by default) and reused by every token of that tick."""
+        utc = now if now.tzinfo is dt.UTC else now.astimezone(dt.UTC)
+        tick = utc.replace(microsecond=utc.microsecond - utc.microsecond % self._tick)
+        cached = self._gen_time_cache
+        if cached[0] == tick:
+            return cached[1]
+        encoded = self._encode_gen_time(tick)
+        self._gen_time_cache = (tick, encoded)
+        return encoded
+
+    def _encode_gen_time(self, utc: dt.datetime) -> bytes:
         text = utc.strftime("%Y%m%d%H%M%S")
         if self._digits:
             # RFC 3161 §2.4.2: no trailing zeros in the fraction, no dot when it is zero.
@@ -402,6 +449,34 @@ class TimestampAuthority:
             if fraction:
                 text += "." + fraction
         return der_tlv(0x18, (text + "Z").encode("ascii"))
+
+    def _take(self, unit: _Unit) -> tuple[SigningAllowance, int]:
+        """A serial and the allowance that signs the token carrying it.
+
+        A new block is reserved (one transaction: serial block and key-use row) when the
+        current one is used up, expired or revoked, or is for another key than the unit's;
+        reserving re-reads the key row, so a destroyed key stops here with its own error.
+        """
+        key_id, scheme = unit.signer.key.id, unit.signer.scheme
+        with self._allowance_lock:
+            allowance = self._allowance
+            if allowance is not None and allowance.key_id == key_id and allowance.scheme is scheme:
+                try:
+                    return allowance, allowance.take()
+                except KeyUseError:
+                    self._allowance = None
+            self.serials.ensure_counter()
+            allowance = self._keystore.reserve(
+                key_id,
+                scheme,
+                self.serials.block,
+                actor=TSA_ACTOR,
+                purpose=TSA_PURPOSE,
+                seconds=RESERVATION_SECONDS,
+                claim=self.serials.claim,
+            )
+            self._allowance = allowance
+            return allowance, allowance.take()
 
     def _token(self, imprint_tlv: bytes, nonce_tlv: bytes | None, cert_req: bool) -> bytes:
         if self.guard is not None:
@@ -411,7 +486,7 @@ class TimestampAuthority:
         if not unit.not_before <= now < unit.not_after:
             self.reload()
             raise TimestampUnavailableError("the TSA certificate is not valid now")
-        serial = self.serials.next()
+        allowance, serial = self._take(unit)
         tst_info = der_tlv(
             0x30,
             self._tst_head
@@ -424,7 +499,7 @@ class TimestampAuthority:
         )
         digest = hashlib.new(unit.digest_name, tst_info).digest()
         attributes = unit.template.signed_attributes(digest, None)
-        signature = unit.signer.sign(attributes, actor=TSA_ACTOR, purpose=TSA_PURPOSE)
+        signature = allowance.sign_digest(serial, unit.signer.digest(attributes))
         return unit.template.assemble(
             attributes, signature, econtent=tst_info, certificates=cert_req
         )
@@ -457,8 +532,8 @@ class TimestampAuthority:
     def stamp_many(
         self, message_imprints: Sequence[bytes], hash_name: str, *, cert_req: bool = True
     ) -> list[bytes]:
-        """Tokens for many imprints at once (one batch of a signer): the key store signs them
-        together and records every use in one transaction. Same errors as ``stamp``."""
+        """Tokens for many imprints at once (one batch of a signer), signed together by the
+        reservations their serials come from. Same errors as ``stamp``."""
         if hash_name not in SUPPORTED_HASHES:
             raise InputError(f"hash {hash_name!r} is not supported for timestamps")
         if not message_imprints:
@@ -470,20 +545,23 @@ class TimestampAuthority:
         if not unit.not_before <= now < unit.not_after:
             self.reload()
             raise TimestampUnavailableError("the TSA certificate is not valid now")
+        size = DIGEST_SIZES[hash_name]
+        for imprint in message_imprints:
+            if len(imprint) != size:
+                raise InputError(f"a {hash_name} imprint is {size} bytes")
         gen_time = self._gen_time(now)
+        hash_oid = der_tlv(0x30, der_oid(DIGEST_OIDS[hash_name]))
         infos: list[bytes] = []
         attributes: list[bytes] = []
+        taken: list[tuple[SigningAllowance, int]] = []
         for imprint in message_imprints:
-            if len(imprint) != DIGEST_SIZES[hash_name]:
-                raise InputError(f"a {hash_name} imprint is {DIGEST_SIZES[hash_name]} bytes")
-            imprint_tlv = der_tlv(
-                0x30, der_tlv(0x30, der_oid(DIGEST_OIDS[hash_name])) + der_tlv(0x04, imprint)
-            )
+            allowance, serial = self._take(unit)
+            taken.append((allowance, serial))
             tst_info = der_tlv(
                 0x30,
                 self._tst_head
-                + imprint_tlv
-                + der_integer(self.serials.next())
+                + der_tlv(0x30, hash_oid + der_tlv(0x04, bytes(imprint)))
+                + der_integer(serial)
                 + gen_time
                 + self._accuracy
                 + unit.tsa_name,
@@ -491,13 +569,7 @@ class TimestampAuthority:
             infos.append(tst_info)
             digest = hashlib.new(unit.digest_name, tst_info).digest()
             attributes.append(unit.template.signed_attributes(digest, None))
-        signatures = self._keystore.sign_digests(
-            unit.signer.key.id,
-            unit.signer.scheme,
-            [unit.signer.digest(a) for a in attributes],
-            actor=TSA_ACTOR,
-            purpose=TSA_PURPOSE,
-        )
+        signatures = _sign_taken(taken, [unit.signer.digest(a) for a in attributes])
         return [
             unit.template.assemble(a, sig, econtent=info, certificates=cert_req)
             for info, a, sig in zip(infos, attributes, signatures, strict=True)
@@ -537,6 +609,22 @@ class TimestampAuthority:
                 source=reading.source,
                 offset_us=offset,
             )
+
+
+def _sign_taken(taken: list[tuple[SigningAllowance, int]], digests: list[bytes]) -> list[bytes]:
+    """Sign each digest with the allowance its serial came from, a run of serials at a time
+    (a batch spans two reservations when a block runs out in its middle)."""
+    signatures: list[bytes] = []
+    start = 0
+    while start < len(taken):
+        allowance = taken[start][0]
+        end = start + 1
+        while end < len(taken) and taken[end][0] is allowance:
+            end += 1
+        items = [(taken[i][1], digests[i]) for i in range(start, end)]
+        signatures.extend(allowance.sign_digests(items))
+        start = end
+    return signatures
 
 
 def _accuracy(accuracy_ms: int) -> bytes:
