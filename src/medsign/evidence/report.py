@@ -7,11 +7,8 @@ not in the package), and the report says so. The footer of every page carries th
 the package the report was rendered from; ``render_report_and_package`` returns both so the
 two can be kept together.
 
-Labels are bilingual, Chinese first. Chinese text needs a CJK font, embedded so any reader
-shows it: Debian's ``fonts-noto-cjk`` (Noto Sans CJK SC) is OpenType/CFF, which reportlab
-cannot embed, so the font is cut down to the report's characters and converted to TrueType
-outlines with fontTools first (about 0.4 s). Without any CJK font the built-in CID font
-``STSong-Light`` is used, which is not embedded (the reader must supply an Adobe-GB1 font).
+Labels are bilingual, Chinese first, in Noto Sans CJK cut down to the report's characters
+and embedded (``medsign.fonts``; without a CJK font, the reader's STSong-Light).
 """
 
 from __future__ import annotations
@@ -21,31 +18,19 @@ import datetime as dt
 import hashlib
 import io
 import json
-import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import segno
 from asn1crypto import cms as asn1_cms
-from fontTools import subset
-from fontTools.pens.cu2quPen import Cu2QuPen
-from fontTools.pens.ttGlyphPen import TTGlyphPen
-from fontTools.ttLib import TTFont as FontFile
-from fontTools.ttLib import TTLibError, newTable
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
-from reportlab.lib.fonts import addMapping
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     Flowable,
@@ -65,28 +50,15 @@ from medsign.errors import NotFoundError
 from medsign.evidence.events import list_events
 from medsign.evidence.notes import Checkpoint, parse_note
 from medsign.evidence.package import PackageReport, PackageSources, build_package, verify_package
+from medsign.fonts import CJKFont, Face, cjk_font, embedded_fonts, mono_font
 from medsign.intake.scenes import BUILT_IN_SCENES, VOID_SCENE
 from medsign.verify.chain import parse_certificate
 from medsign.verify.report import Indication
 
 MEDIA_TYPE = "application/pdf"
 
-# CJK fonts, best first: (path, subfont index of Simplified Chinese in a collection).
-# OpenType/CFF fonts (Debian's fonts-noto-cjk) are cut down to the report's characters and
-# converted to TrueType outlines with fontTools, since reportlab embeds TrueType only.
-FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
-    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
-    ("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
-)
-MONO_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",)
-CID_FALLBACK = "STSong-Light"
-FONT_NAME = "MedsignCJK"
-MONO_NAME = "MedsignMono"
-# Always in the cut-down font: ASCII, and what the page footer draws.
-_BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "第页证据报告包·：，（）—…"
+# Always in the cut-down font: what the page footer draws.
+_BASE_CHARS = "第页证据报告包·：，（）—…"
 _INDICATION_LABELS = {
     Indication.PASSED: "通过 PASSED",
     Indication.FAILED: "未通过 FAILED",
@@ -111,139 +83,9 @@ _ENROLMENT_STEPS = {
 _SCENES = {s.code: s for s in (*BUILT_IN_SCENES, VOID_SCENE)}
 
 
-@dataclass(frozen=True)
-class ReportFont:
-    """Where the report's CJK font comes from."""
-
-    path: str  # a font file, or the CID font's name
-    index: int
-    kind: str  # "cff" (converted), "truetype" or "cid"
-
-    @property
-    def embedded(self) -> bool:
-        return self.kind != "cid"
-
-    def describe(self) -> str:
-        if self.kind == "cid":
-            return f"{self.path} (PDF 阅读器自带 supplied by the reader, Adobe-GB1)"
-        return f"{Path(self.path).name}#{self.index}（子集嵌入 embedded subset）"
-
-
-@cache
-def report_font() -> ReportFont:
-    """The first usable CJK font of ``FONT_CANDIDATES``, else the built-in CID font (not
-    embedded: readers supply an Adobe-GB1 font, which not every reader has)."""
-    for path, index in FONT_CANDIDATES:
-        if not Path(path).is_file():
-            continue
-        try:
-            with FontFile(path, fontNumber=index, lazy=True) as font:
-                kind = "cff" if "CFF " in font else "truetype"
-                if "cmap" not in font:
-                    continue
-        except (OSError, ValueError, TTLibError):
-            continue
-        return ReportFont(path, index, kind)
-    return ReportFont(CID_FALLBACK, 0, "cid")
-
-
-@lru_cache(maxsize=16)
-def _truetype_subset(path: str, index: int, chars: str) -> bytes:
-    """The font cut down to ``chars``, with quadratic (TrueType) outlines."""
-    font = FontFile(path, fontNumber=index)
-    options = subset.Options()
-    options.layout_features = []
-    options.name_IDs = ["*"]
-    options.notdef_outline = True
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text=chars)
-    subsetter.subset(font)
-    if "CFF " in font:
-        _cff_to_glyf(font)
-    buffer = io.BytesIO()
-    font.save(buffer)
-    return buffer.getvalue()
-
-
-def _cff_to_glyf(font: FontFile) -> None:
-    """Replace CFF outlines by TrueType ones (cubic to quadratic, within one font unit)."""
-    order = font.getGlyphOrder()
-    glyphs = font.getGlyphSet()
-    glyf = newTable("glyf")
-    glyf.glyphOrder = order
-    glyf.glyphs = {}
-    for name in order:
-        pen = TTGlyphPen(glyphs)
-        glyphs[name].draw(Cu2QuPen(pen, 1.0, reverse_direction=True))
-        glyf.glyphs[name] = pen.glyph()
-    font["glyf"] = glyf
-    font["loca"] = newTable("loca")
-    maxp = font["maxp"]
-    maxp.tableVersion = 0x00010000
-    for attribute in (
-        "maxPoints",
-        "maxContours",
-        "maxCompositePoints",
-        "maxCompositeContours",
-        "maxTwilightPoints",
-        "maxStorage",
-        "maxFunctionDefs",
-        "maxInstructionDefs",
-        "maxStackElements",
-        "maxSizeOfInstructions",
-        "maxComponentElements",
-        "maxComponentDepth",
-    ):
-        setattr(maxp, attribute, 0)
-    maxp.maxZones = 1
-    for table in ("CFF ", "VORG"):
-        if table in font:
-            del font[table]
-    font["head"].glyphDataFormat = 0
-    post = font["post"]
-    post.formatType = 2.0
-    post.extraNames = []
-    post.mapping = {}
-    post.glyphOrder = order
-    font.sfntVersion = "\x00\x01\x00\x00"
-
-
-# reportlab's font registry is global: one report at a time registers its cut-down font.
-_FONT_LOCK = threading.Lock()
-
-
-@cache
-def _mono_font() -> str:
-    """A monospaced font for hashes and ids: DejaVu Sans Mono embedded, else Courier."""
-    for path in MONO_CANDIDATES:
-        if Path(path).is_file():
-            try:
-                pdfmetrics.registerFont(TTFont(MONO_NAME, path))
-            except (TTFError, OSError):
-                continue
-            return MONO_NAME
-    return "Courier"
-
-
-def _text_font(font: ReportFont) -> str:
-    if font.kind == "cid":
-        return CID_FALLBACK
-    # Paragraphs look the family up when made, before the cut-down font is registered.
-    addMapping(FONT_NAME, 0, 0, FONT_NAME)
-    addMapping(FONT_NAME, 1, 0, FONT_NAME)
-    addMapping(FONT_NAME, 0, 1, FONT_NAME)
-    addMapping(FONT_NAME, 1, 1, FONT_NAME)
-    return FONT_NAME
-
-
-def _register_text_font(font: ReportFont, chars: set[str]) -> None:
-    """Register the report's text font, cut down to ``chars``; call with ``_FONT_LOCK``."""
-    if font.kind == "cid":
-        pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
-        return
-    text = "".join(sorted(chars | set(_BASE_CHARS)))
-    data = _truetype_subset(font.path, font.index, text)
-    pdfmetrics.registerFont(TTFont(FONT_NAME, io.BytesIO(data)))
+def report_font() -> CJKFont:
+    """The report's CJK font (Noto Sans CJK SC when installed)."""
+    return cjk_font(Face.SANS)
 
 
 # -- gathering ---------------------------------------------------------------------------------
@@ -508,7 +350,7 @@ def _story(
     url: str,
     package_sha256: str,
     generated_at: dt.datetime,
-    font: ReportFont,
+    font: CJKFont,
     s: _Styles,
 ) -> list[Flowable]:
     request, intent, files = package.request, package.intent, package.files
@@ -831,7 +673,7 @@ def render_report_and_package(
     server = _server_records(sources, request_id)
     package_sha256 = _sha256(package_bytes)
     font = report_font()
-    styles = _Styles(_text_font(font), _mono_font())
+    styles = _Styles(font.name, mono_font())
     footer = (
         f"medsign 证据报告 Evidence report · {request_id}",
         f"证据包 Evidence package SHA-256: {package_sha256}",
@@ -855,9 +697,8 @@ def render_report_and_package(
         subject=f"evidence package SHA-256 {package_sha256}",
         invariant=True,
     )
-    with _FONT_LOCK:
-        _register_text_font(font, styles.chars)
-        doc.build(story, canvasmaker=_numbered_canvas(footer, _text_font(font)))
+    with embedded_fonts((*styles.chars, _BASE_CHARS), font):
+        doc.build(story, canvasmaker=_numbered_canvas(footer, font.name))
     return buffer.getvalue(), package_bytes
 
 
@@ -880,11 +721,7 @@ def render_report(
 
 
 __all__ = [
-    "CID_FALLBACK",
-    "FONT_CANDIDATES",
     "MEDIA_TYPE",
-    "MONO_CANDIDATES",
-    "ReportFont",
     "render_report",
     "render_report_and_package",
     "report_font",
