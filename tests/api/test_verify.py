@@ -149,3 +149,98 @@ def test_batch(post: Any, sm2_raw: dict[str, Any]) -> None:
     assert bad.status_code == 422
     assert "items[1]" in bad.json()["detail"]
     assert post("/api/v1/verify:batch", {"items": []}).status_code == 422
+
+
+# -- signed PDFs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pdf_key(runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.documents import pdf_support
+
+    return pdf_support.signing_key(runtime, tmp_path_factory.mktemp("pdf-api"))
+
+
+@pytest.fixture(scope="module")
+def signed_pdf(pdf_key: Any) -> bytes:
+    from tests.documents import pdf_support
+
+    return pdf_support.sign(pdf_support.base_pdf(), pdf_key)
+
+
+def test_signed_pdf(post: Any, signed_pdf: bytes) -> None:
+    response = post("/api/v1/verify", {"type": "pdf", "pdf": b64(signed_pdf)})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["kind"], report["indication"], report["revisions"]) == ("pdf", "passed", 2)
+    (signature,) = report["signatures"]
+    assert signature["field_name"] == "Signature1"
+    assert signature["coverage"] == "entire-file"
+    assert [c["name"] for c in signature["checks"]] == ["format", "byte-range", "modifications"]
+    assert signature["signature"]["kind"] == "cms"
+    assert signature["signature"]["signer"]["employee_number"] == "E4004"
+    assert [c["name"] for c in report["checks"]] == ["signatures", "file-end"]
+
+
+def test_changed_pdf_is_a_failed_report(post: Any, signed_pdf: bytes) -> None:
+    from tests.documents import pdf_support
+
+    for changed, sub in (
+        (pdf_support.isa_replace_content(signed_pdf), "DOCUMENT_MODIFIED"),
+        (pdf_support.base_pdf(), "NOT_SIGNED"),
+    ):
+        response = post("/api/v1/verify", {"type": "pdf", "pdf": b64(changed)})
+        assert response.status_code == 200, response.text
+        report = response.json()
+        assert (report["indication"], report["sub_indication"]) == ("failed", sub)
+    filled = pdf_support.fill_text_field(signed_pdf, "Diagnosis", "Pneumonia")
+    report = post("/api/v1/verify", {"type": "pdf", "pdf": b64(filled)}).json()
+    assert report["indication"] == "passed"
+    (change,) = report["signatures"][0]["changes"]
+    assert change == {
+        "revision": 2,
+        "level": "form-filling",
+        "allowed": True,
+        "reason": None,
+        "objects": change["objects"],
+        "fields": ["Diagnosis"],
+        "signatures": [],
+        "dss": False,
+    }
+
+
+def test_unusable_pdfs_are_problems(post: Any, signed_pdf: bytes) -> None:
+    from tests.documents import pdf_support
+
+    for pdf, code in (
+        (b"plain text, not a PDF", "pdf-unreadable"),
+        (pdf_support.encrypted_pdf(), "pdf-encrypted"),
+        (pdf_support.broken_xref(signed_pdf), "pdf-unreadable"),
+        (pdf_support.truncated_in_signature(signed_pdf), "pdf-unreadable"),
+    ):
+        response = post("/api/v1/verify", {"type": "pdf", "pdf": b64(pdf)})
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["code"] == code
+    not_base64 = post("/api/v1/verify", {"type": "pdf", "pdf": "%PDF-1.7 ****"})
+    assert not_base64.status_code == 422
+
+
+def test_pdf_over_the_body_limit(post: Any, runtime: Any) -> None:
+    big = b"%PDF-1.7\n" + b"0" * runtime.settings.app_max_body_bytes
+    response = post("/api/v1/verify", {"type": "pdf", "pdf": b64(big)})
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "payload-too-large"
+
+
+def test_batch_takes_no_pdfs(post: Any, signed_pdf: bytes) -> None:
+    response = post("/api/v1/verify:batch", {"items": [{"type": "pdf", "pdf": b64(signed_pdf)}]})
+    assert response.status_code == 422
+
+
+def test_openapi_describes_pdf_verification(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/api/v1/verify"]["post"]
+    assert "pdf" in operation["description"]
+    assert "PdfVerificationReportPublic" in json.dumps(operation["responses"]["200"])

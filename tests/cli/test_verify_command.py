@@ -120,3 +120,90 @@ def test_usage_errors(run: Any, signed: tuple[Path, Path], tmp_path: Path) -> No
     assert run(text).exit_code == 2  # not CMS, and no --cert for a raw signature
     assert run(text, "--cert", text, "--data", data, "--scheme", "sm2-sm3").exit_code == 2
     assert run(cms_file, "--data", data, "--data-dir", tmp_path).exit_code == 2
+
+
+# -- signed PDFs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_pdf(runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    from tests.documents import pdf_support
+
+    key = pdf_support.signing_key(runtime, tmp_path_factory.mktemp("pdf-cli"))
+    return pdf_support.sign(pdf_support.base_pdf(), key)
+
+
+def _file(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_pdf_passed_with_the_installation(
+    run: Any, runtime: Any, signed_pdf: bytes, tmp_path: Path
+) -> None:
+    from tests.documents import pdf_support
+
+    filled = pdf_support.fill_text_field(signed_pdf, "Diagnosis", "Pneumonia")
+    result = run(_file(tmp_path, "consent.pdf", filled), "--data-dir", runtime.settings.data_dir)
+    assert result.exit_code == 0, result.output
+    assert "signature 1: field Signature1 (approval)" in result.output
+    assert "covers revision 1 of 2" in result.output
+    assert "employee number: E4004" in result.output
+    assert "revision 2: form-filling (allowed): " in result.output
+    assert "fields Diagnosis" in result.output
+    assert "[ok] file-end" in result.output
+    assert result.output.rstrip().endswith("result: PASSED")
+
+
+def test_pdf_changed_after_signing_fails(
+    run: Any, runtime: Any, signed_pdf: bytes, tmp_path: Path
+) -> None:
+    from tests.documents import pdf_support
+
+    changed = _file(tmp_path, "changed.pdf", pdf_support.isa_add_page(signed_pdf))
+    result = run(changed, "--data-dir", runtime.settings.data_dir)
+    assert result.exit_code == 1, result.output
+    assert "revision 2: other (NOT ALLOWED)" in result.output
+    assert "result: FAILED (DOCUMENT_MODIFIED)" in result.output
+    as_json = run(changed, "--data-dir", runtime.settings.data_dir, "--json")
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.stdout)
+    assert report["kind"] == "pdf" and report["signatures"][0]["changes"][0]["allowed"] is False
+    unsigned = run(_file(tmp_path, "unsigned.pdf", pdf_support.base_pdf()))
+    assert unsigned.exit_code == 1 and "NOT_SIGNED" in unsigned.output
+
+
+def test_pdf_offline(run: Any, runtime: Any, signed_pdf: bytes, tmp_path: Path) -> None:
+    pdf = _file(tmp_path, "consent.pdf", signed_pdf)
+    result = run(pdf)
+    assert result.exit_code == 3, result.output
+    assert "NO_CERTIFICATE_CHAIN_FOUND" in result.output
+    roots = tmp_path / "roots.pem"
+    roots.write_text(
+        "".join(pem_encode(a.certificate.dump()) for a in runtime.verifier.trust.anchors)
+    )
+    trusted = run(pdf, "--trust", roots)
+    assert trusted.exit_code == 3, trusted.output  # the path holds; no revocation information
+    assert "TRY_LATER" in trusted.output
+
+
+def test_unreadable_pdfs_fail(run: Any, signed_pdf: bytes, tmp_path: Path) -> None:
+    from tests.documents import pdf_support
+
+    for name, data, code in (
+        ("truncated.pdf", pdf_support.truncated_in_signature(signed_pdf), "pdf-unreadable"),
+        ("broken.pdf", pdf_support.broken_xref(signed_pdf), "pdf-unreadable"),
+        ("sealed.pdf", pdf_support.encrypted_pdf(), "pdf-encrypted"),
+    ):
+        result = run(_file(tmp_path, name, data))
+        assert result.exit_code == 1, (name, result.output)
+        assert f"result: FAILED ({code})" in result.output
+        as_json = run(_file(tmp_path, name, data), "--json")
+        assert json.loads(as_json.stdout)["problem"]["code"] == code
+
+
+def test_pdf_usage_errors(run: Any, signed_pdf: bytes, tmp_path: Path) -> None:
+    pdf = _file(tmp_path, "consent.pdf", signed_pdf)
+    assert run(pdf, "--data", pdf).exit_code == 2
+    assert run(pdf, "--scheme", "sm2-sm3").exit_code == 2

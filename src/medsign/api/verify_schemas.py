@@ -71,12 +71,27 @@ class CMSVerifyCreate(_Content):
     )
 
 
-VerifyCreate = Annotated[RawSignatureVerifyCreate | CMSVerifyCreate, Field(discriminator="type")]
+class PdfVerifyCreate(BaseModel):
+    """A signed PDF: every signature in it is checked, with what changed after each."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["pdf"]
+    pdf: str = Field(min_length=8, max_length=MAX_BASE64, description="The PDF file, base64")
+
+
+DataVerifyCreate = Annotated[
+    RawSignatureVerifyCreate | CMSVerifyCreate, Field(discriminator="type")
+]
+VerifyCreate = Annotated[
+    RawSignatureVerifyCreate | CMSVerifyCreate | PdfVerifyCreate, Field(discriminator="type")
+]
 
 
 class VerifyBatchCreate(BaseModel):
+    """Data signatures only: PDFs are verified one per request."""
+
     model_config = ConfigDict(extra="forbid")
-    items: list[VerifyCreate] = Field(min_length=1, max_length=100)
+    items: list[DataVerifyCreate] = Field(min_length=1, max_length=100)
 
 
 class CheckPublic(BaseModel):
@@ -110,7 +125,7 @@ class TimestampPublic(BaseModel):
 
 
 class VerificationReportPublic(BaseModel):
-    kind: Literal["raw", "cms"]
+    kind: Literal["raw", "cms", "document-timestamp"]
     indication: Literal["passed", "failed", "indeterminate"]
     sub_indication: str | None = Field(
         description="ETSI EN 319 102-1 style reason when not passed", examples=["REVOKED"]
@@ -129,3 +144,50 @@ class VerificationReportPublic(BaseModel):
 
 class VerificationBatchPublic(BaseModel):
     reports: list[VerificationReportPublic]
+
+
+class PdfChangePublic(BaseModel):
+    revision: int = Field(description="0 is the original document")
+    level: Literal["none", "lta-updates", "form-filling", "annotations", "other"] = Field(
+        description="pyHanko's classification of everything from the signed revision up to this one"
+    )
+    allowed: bool = Field(description="Whether this signature allows the change")
+    reason: str | None = Field(description="Why a change of level 'other' is not allowed")
+    objects: int = Field(description="Objects written in this revision")
+    fields: list[str] = Field(description="Form fields this revision wrote")
+    signatures: list[str] = Field(description="Signature fields signed in this revision")
+    dss: bool = Field(description="The document security store was written")
+
+
+class PdfSignaturePublic(BaseModel):
+    field_name: str
+    type: Literal["approval", "certification", "document-timestamp"]
+    docmdp: int | None = Field(description="DocMDP permission in force (1, 2 or 3)")
+    sub_filter: str | None = Field(examples=["/ETSI.CAdES.detached"])
+    revision: int | None = Field(description="The revision the signature covers")
+    byte_range: list[int] | None
+    coverage: Literal["entire-file", "entire-revision", "invalid"]
+    digest_algorithm: str
+    digest: str | None = Field(description="Hex digest of the bytes the byte range names")
+    indication: Literal["passed", "failed", "indeterminate"]
+    sub_indication: str | None
+    checks: list[CheckPublic] = Field(description="format, byte-range, modifications")
+    signature: VerificationReportPublic | None = Field(
+        description="The CMS signature's (or the timestamp token's) own report"
+    )
+    changes: list[PdfChangePublic]
+    claimed_time: dt.datetime | None = Field(
+        description="/M of the signature dictionary: the signer's own, unproven time"
+    )
+
+
+class PdfVerificationReportPublic(BaseModel):
+    kind: Literal["pdf"]
+    indication: Literal["passed", "failed", "indeterminate"]
+    sub_indication: str | None = Field(examples=["DOCUMENT_MODIFIED"])
+    validation_time: dt.datetime
+    size: int
+    revisions: int
+    signatures: list[PdfSignaturePublic]
+    checks: list[CheckPublic] = Field(description="The document's own: signatures, file-end")
+    notes: list[str]

@@ -1,9 +1,12 @@
 """`medsign verify FILE`: check a signature offline or against an installation.
 
 Exit status: 0 passed, 1 failed, 3 indeterminate, 2 for a usage error (bad arguments,
-unreadable files). The kind of FILE is recognised from its content: CMS (DER or PEM), a raw
-signature (with --cert), or an evidence package (a ZIP, checked fully offline against its own
-root certificates, or against --trust anchors when given).
+unreadable files). The kind of FILE is recognised from its content: a signed PDF (every
+signature, the byte ranges and every change made after each signature), CMS (DER or PEM), a
+raw signature (with --cert), or an evidence package (a ZIP, checked fully offline against
+its own root certificates, or against --trust anchors when given). A file that starts like a
+PDF but cannot be read cleanly (broken cross-reference table, encrypted, over the size limit)
+is a failed verification (exit 1), not a usage error.
 """
 
 from __future__ import annotations
@@ -21,19 +24,23 @@ import click
 from medsign.cli.common import settings_for
 from medsign.clock import SystemClock
 from medsign.crypto.types import SignatureEncoding, SignatureScheme
-from medsign.errors import MedsignError
+from medsign.documents.inspection import PDF_MAGIC
+from medsign.errors import InputError, MedsignError
 from medsign.evidence.package import PackageReport, is_package, verify_package
 from medsign.verify import (
+    Check,
     CMSSignature,
     Indication,
     NoStatusSource,
     RawSignature,
     Report,
     SignedContent,
+    SubIndication,
     TrustStore,
     Verifier,
     load_certificates,
 )
+from medsign.verify.pdf import PdfReport, PdfSignatureReport, PdfVerifier
 
 EXIT = {Indication.PASSED: 0, Indication.FAILED: 1, Indication.INDETERMINATE: 3}
 USAGE = 2
@@ -64,7 +71,9 @@ def _pem_body(blob: bytes) -> bytes:
 
 
 def _detect(blob: bytes, has_certificate: bool) -> str:
-    """ "package", "cms" or "raw"."""
+    """ "pdf", "package", "cms" or "raw"."""
+    if blob.startswith(PDF_MAGIC):
+        return "pdf"
     if is_package(blob):
         return "package"
     if blob.lstrip().startswith(_PEM_CMS):
@@ -161,6 +170,120 @@ def _print_package(report: PackageReport) -> None:
     click.echo(f"result: {result}")
 
 
+def _print_checks(checks: tuple[Check, ...], indent: str = "  ") -> None:
+    for check in checks:
+        tag = check.indication.value.upper() if check.indication is not Indication.PASSED else "ok"
+        sub = f" {check.sub_indication.value}" if check.sub_indication else ""
+        click.echo(f"{indent}[{tag}] {check.name.value}{sub}: {check.message}")
+
+
+def _result(indication: Indication, sub_indication: SubIndication | None) -> str:
+    text = indication.value.upper()
+    return text + (f" ({sub_indication.value})" if sub_indication is not None else "")
+
+
+def _print_pdf_signature(number: int, signature: PdfSignatureReport, revisions: int) -> None:
+    label = signature.type + (f", DocMDP P={signature.docmdp}" if signature.docmdp else "")
+    revision = "-" if signature.revision is None else str(signature.revision)
+    click.echo(f"signature {number}: field {signature.field_name} ({label})")
+    click.echo(f"  /SubFilter: {signature.sub_filter or '-'}")
+    click.echo(
+        f"  covers revision {revision} of {revisions - 1}, byte range"
+        f" {list(signature.byte_range) if signature.byte_range else '-'} ({signature.coverage})"
+    )
+    report = signature.signature
+    if report is not None:
+        if report.signer is not None:
+            click.echo(f"  signer: {report.signer.subject}")
+            if report.signer.employee_number:
+                click.echo(f"    employee number: {report.signer.employee_number}")
+            click.echo(f"    certificate serial: {report.signer.certificate_serial}")
+            click.echo(f"    issuer: {report.signer.issuer}")
+        source = {"timestamp": "proven by timestamp", "claimed": "claimed, unproven", "none": ""}
+        label = source[report.signing_time_source.value]
+        time_text = _stamp(report.signing_time)
+        click.echo(f"  signing time: {time_text}" + (f" ({label})" if label else ""))
+        if report.timestamp is not None:
+            click.echo(f"  timestamp: {_stamp(report.timestamp.time)} by {report.timestamp.tsa}")
+    if signature.claimed_time is not None:
+        click.echo(f"  /M: {_stamp(signature.claimed_time)} (claimed in the PDF, unproven)")
+    click.echo("  PDF checks:")
+    _print_checks(signature.checks, "    ")
+    if report is not None:
+        click.echo("  signature checks:")
+        _print_checks(report.checks, "    ")
+        for note in report.notes:
+            click.echo(f"    note: {note}")
+    if signature.changes:
+        click.echo("  changes after it:")
+    for change in signature.changes:
+        verdict = "allowed" if change.allowed else "NOT ALLOWED"
+        what = [f"{change.objects} object(s)"]
+        if change.fields:
+            what.append("fields " + ", ".join(change.fields))
+        if change.signatures:
+            what.append("signatures " + ", ".join(change.signatures))
+        if change.dss:
+            what.append("DSS")
+        click.echo(f"    revision {change.revision}: {change.level} ({verdict}): {'; '.join(what)}")
+        if change.reason:
+            click.echo(f"      {change.reason}")
+    click.echo(f"  result: {_result(signature.indication, signature.sub_indication)}")
+
+
+def _print_pdf(report: PdfReport) -> None:
+    click.echo(f"PDF: {report.size} bytes, {report.revisions} revision(s)")
+    for number, signature in enumerate(report.signatures, start=1):
+        _print_pdf_signature(number, signature, report.revisions)
+    click.echo("document:")
+    _print_checks(report.checks)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"result: {_result(report.indication, report.sub_indication)}")
+
+
+def _verify_pdf(
+    blob: bytes, trust_files: tuple[Path, ...], data_dir: Path | None, as_json: bool
+) -> NoReturn:
+    try:
+        anchors = [der for path in trust_files for der in load_certificates(_read(path))]
+    except MedsignError as exc:
+        _usage(f"{exc.public_message()} [{exc.code}]")
+    try:
+        report = _pdf_report(blob, anchors, data_dir)
+    except InputError as exc:
+        # Not a clean, readable PDF: nothing in it can be relied on.
+        if as_json:
+            problem = {"code": exc.code, "message": exc.public_message()}
+            body = {"kind": "pdf", "indication": "failed", "problem": problem}
+            click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        else:
+            click.echo(f"error: {exc.public_message()} [{exc.code}]", err=True)
+            click.echo(f"result: FAILED ({exc.code})")
+        sys.exit(EXIT[Indication.FAILED])
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_pdf(report)
+    sys.exit(EXIT[report.indication])
+
+
+def _pdf_report(blob: bytes, anchors: list[bytes], data_dir: Path | None) -> PdfReport:
+    if data_dir is None:
+        trust = TrustStore.from_certificates(anchors, source="configured")
+        return PdfVerifier(Verifier(trust, NoStatusSource(), SystemClock())).verify(blob)
+    from medsign.runtime import open_runtime
+
+    runtime = open_runtime(settings_for(data_dir))
+    try:
+        verifier = runtime.verifier
+        if anchors:
+            verifier = verifier.with_trust(verifier.trust.with_anchors(anchors, source="cli"))
+        return PdfVerifier(verifier).verify(blob)
+    finally:
+        runtime.close()
+
+
 @click.command("verify")
 @click.argument("file", type=readable)
 @click.option("--data", "data_file", type=readable, help="The signed data (detached CMS, raw).")
@@ -201,14 +324,22 @@ def verify(
     data_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify a signature or an evidence package in FILE and print what was checked.
+    """Verify a signed PDF, a signature or an evidence package in FILE and print what was
+    checked.
 
     With --data-dir the installation's root CAs and certificate status history are used;
-    without it only --trust anchors and revocation evidence inside the signature count.
-    An evidence package is always checked offline, with what it carries.
+    without it only --trust anchors and revocation evidence inside the signature (or the
+    PDF's document security store) count. An evidence package is always checked offline,
+    with what it carries.
     """
     blob = _read(file)
-    if _detect(blob, cert_file is not None) == "package":
+    kind = _detect(blob, cert_file is not None)
+    if kind == "pdf":
+        given = [data_file, digest, cert_file, scheme, timestamp_file, signing_time]
+        if any(option is not None for option in given) or chain_files:
+            _usage("a PDF carries its own signatures; only --trust, --data-dir and --json apply")
+        _verify_pdf(blob, trust_files, data_dir, as_json)
+    if kind == "package":
         given = [data_file, digest, cert_file, scheme, timestamp_file, signing_time, data_dir]
         if any(option is not None for option in given) or chain_files:
             _usage("an evidence package carries its own data; only --trust and --json apply")

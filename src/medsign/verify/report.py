@@ -1,9 +1,9 @@
 """The validation report: plain frozen dataclasses, converted to API schemas by the adapters.
 
 Indications and sub-indications follow ETSI EN 319 102-1 (§5.1.3) so a report can be compared
-with one from another validator. ``CERTIFICATE_ON_HOLD`` and ``TIMESTAMP_FAILURE`` are
-medsign's own names for outcomes ETSI folds into other codes; they are listed here, in the
-integration guide and nowhere else.
+with one from another validator. ``CERTIFICATE_ON_HOLD``, ``TIMESTAMP_FAILURE``,
+``DOCUMENT_MODIFIED`` and ``NOT_SIGNED`` are medsign's own names for outcomes ETSI folds into
+other codes or leaves out; they are listed here, in the integration guide and nowhere else.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class SubIndication(StrEnum):
     NOT_YET_VALID = "NOT_YET_VALID"
     CERTIFICATE_ON_HOLD = "CERTIFICATE_ON_HOLD"
     TIMESTAMP_FAILURE = "TIMESTAMP_FAILURE"
+    DOCUMENT_MODIFIED = "DOCUMENT_MODIFIED"  # PDF: changed after signing beyond what is allowed
+    NOT_SIGNED = "NOT_SIGNED"  # PDF: no signature at all
     # INDETERMINATE
     FORMAT_FAILURE = "FORMAT_FAILURE"
     SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
@@ -56,6 +58,11 @@ class CheckName(StrEnum):
     VALIDITY = "validity"
     STATUS = "status"
     SIGNING_TIME = "signing-time"
+    # PDF signatures and documents
+    BYTE_RANGE = "byte-range"
+    MODIFICATIONS = "modifications"
+    SIGNATURES = "signatures"
+    FILE_END = "file-end"
 
 
 class TimeSource(StrEnum):

@@ -14,6 +14,10 @@ from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.verify_schemas import (
     CheckPublic,
     CMSVerifyCreate,
+    PdfChangePublic,
+    PdfSignaturePublic,
+    PdfVerificationReportPublic,
+    PdfVerifyCreate,
     RawSignatureVerifyCreate,
     SignerPublic,
     TimestampPublic,
@@ -25,6 +29,7 @@ from medsign.api.verify_schemas import (
 from medsign.crypto.types import SignatureEncoding, SignatureScheme
 from medsign.errors import InputError
 from medsign.verify import (
+    Check,
     CMSSignature,
     RawSignature,
     Report,
@@ -32,6 +37,7 @@ from medsign.verify import (
     load_certificates,
     verify_many,
 )
+from medsign.verify.pdf import PdfReport, PdfVerifier
 
 router = APIRouter(prefix="/api/v1", tags=["verify"], responses=PROBLEM_RESPONSES)
 
@@ -117,27 +123,85 @@ def report_public(report: Report) -> VerificationReportPublic:
             else None
         ),
         chain=list(report.chain),
-        checks=[
-            CheckPublic(
-                name=c.name.value,
-                indication=c.indication.value,
-                sub_indication=c.sub_indication.value if c.sub_indication else None,
-                message=c.message,
-            )
-            for c in report.checks
-        ],
+        checks=_checks(report.checks),
         notes=list(report.notes),
     )
 
 
+def _checks(checks: tuple[Check, ...]) -> list[CheckPublic]:
+    return [
+        CheckPublic(
+            name=c.name.value,
+            indication=c.indication.value,
+            sub_indication=c.sub_indication.value if c.sub_indication else None,
+            message=c.message,
+        )
+        for c in checks
+    ]
+
+
+def pdf_report_public(report: PdfReport) -> PdfVerificationReportPublic:
+    return PdfVerificationReportPublic(
+        kind="pdf",
+        indication=report.indication.value,
+        sub_indication=report.sub_indication.value if report.sub_indication else None,
+        validation_time=report.validation_time,
+        size=report.size,
+        revisions=report.revisions,
+        signatures=[
+            PdfSignaturePublic(
+                field_name=s.field_name,
+                type=s.type,
+                docmdp=s.docmdp,
+                sub_filter=s.sub_filter,
+                revision=s.revision,
+                byte_range=list(s.byte_range) if s.byte_range is not None else None,
+                coverage=s.coverage,
+                digest_algorithm=s.digest_algorithm,
+                digest=s.digest,
+                indication=s.indication.value,
+                sub_indication=s.sub_indication.value if s.sub_indication else None,
+                checks=_checks(s.checks),
+                signature=report_public(s.signature) if s.signature is not None else None,
+                changes=[
+                    PdfChangePublic.model_validate(c, from_attributes=True) for c in s.changes
+                ],
+                claimed_time=s.claimed_time,
+            )
+            for s in report.signatures
+        ],
+        checks=_checks(report.checks),
+        notes=list(report.notes),
+    )
+
+
+_VERIFY_DESCRIPTION = """\
+Give `{"type": "raw", ...}` or `{"type": "cms", ...}` for a data signature, or
+`{"type": "pdf", "pdf": "<base64 PDF>"}` for a signed PDF: every signature field with a value
+(approval, certification, document timestamp) is checked (CMS, chain, status, timestamp,
+byte range) together with every revision appended after it, classified as DSS/timestamp
+updates, form filling, annotations or other changes; changes a signature does not allow
+(anything 'other', and form filling after a DocMDP P=1 certification) fail the document
+(`DOCUMENT_MODIFIED`). A PDF without signatures is `failed` (`NOT_SIGNED`). A file that is
+not a readable PDF is refused with problem+json: `pdf-unreadable` (not a PDF, broken
+cross-reference table, hybrid-reference file), `pdf-encrypted`, `pdf-too-large`; a body over
+the configured limit is `payload-too-large` (413).
+"""
+
+
 @router.post(
     "/verify",
-    response_model=VerificationReportPublic,
-    summary="Verify a data signature (raw or CMS); the report says passed, failed or indeterminate",
+    response_model=VerificationReportPublic | PdfVerificationReportPublic,
+    summary="Verify a data signature (raw or CMS) or a signed PDF; the report says passed,"
+    " failed or indeterminate",
+    description=_VERIFY_DESCRIPTION,
 )
 def verify_signature(
     body: VerifyCreate, runtime: RuntimeDep, app: ApplicationDep
-) -> VerificationReportPublic:
+) -> VerificationReportPublic | PdfVerificationReportPublic:
+    if isinstance(body, PdfVerifyCreate):
+        pdf = _base64(body.pdf, "pdf")
+        return pdf_report_public(PdfVerifier(runtime.verifier).verify(pdf))
     return report_public(runtime.verifier.verify(to_request(body)))
 
 
