@@ -142,6 +142,21 @@ class Settings(BaseSettings):
     trust_anchors_file: Path | None = None
     sign_max_record_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
     sign_max_batch_items: int = Field(default=500, ge=1, le=5000)
+    document_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        le=512 * 1024 * 1024,
+        description="Largest PDF accepted for signing or verification",
+    )
+    seal_key_algorithm: str = Field(
+        default="ec-p256",
+        pattern="^(ec-p256|rsa-2048|rsa-3072)$",
+        description="Key of the hospital's seal certificate (created at init)",
+    )
+    display_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone of the times written into visible signatures and forms",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

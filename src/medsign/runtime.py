@@ -12,18 +12,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+from asn1crypto import x509
 from sqlalchemy.orm import Session
 
 from medsign.apps import ApplicationRegistry, RequestAuthenticator, WebhookDispatcher
 from medsign.apps.webhooks import enqueue_webhooks
-from medsign.ca.authority import CertificateAuthority
+from medsign.ca.authority import CertificateAuthority, CertificateRecord
 from medsign.ca.crl import CRLPublisher
 from medsign.ca.ocsp import OCSPResponder
 from medsign.clock import Clock, SystemClock
 from medsign.config import Environment, Settings
+from medsign.crypto import PublicKey
+from medsign.crypto.types import KeyAlgorithm
 from medsign.db.session import Database
-from medsign.errors import ConfigurationError, TimestampUnavailableError
+from medsign.db.tables import OrganizationRow
+from medsign.documents.sealing import Sealer, SealImages, SealJobs, SealOptions
+from medsign.documents.service import DocumentService
+from medsign.documents.signing import (
+    PDF_MECHANISMS,
+    PdfSigner,
+    SignedPdf,
+    SigningKey,
+    ValidationMaterial,
+)
+from medsign.errors import (
+    ConfigurationError,
+    NotFoundError,
+    StateError,
+    TimestampUnavailableError,
+)
 from medsign.evidence.checkpoints import CheckpointService
 from medsign.evidence.log import EvidenceLog
 from medsign.evidence.witness import WitnessService
@@ -126,12 +145,69 @@ class Runtime:
     checkpoints: CheckpointService
     witness: WitnessService
     logins: LoginService
+    seal_jobs: SealJobs
+    seal_images: SealImages
     _closed: bool = field(default=False, repr=False)
+
+    def organization_sealer(self, organization_id: str) -> Sealer:
+        """Applies ``organization_id``'s seal: its `organization-seal` key in the key store,
+        the seal image for the purpose asked (drawn in the standard form if none was
+        uploaded). The caller has checked the right to use it."""
+        documents = self.workflow.documents
+        assert documents is not None
+        with self.database.session() as session:
+            organization = session.get(OrganizationRow, organization_id)
+            if organization is None:
+                raise NotFoundError(f"no organisation {organization_id}")
+            name = organization.name
+        record = seal_certificate(self)
+        assert record.key_id is not None
+        key_id = record.key_id
+        chain = tuple(self.authority.chain(record.serial_hex))
+        spki = x509.Certificate.load(record.certificate_der).public_key.dump()
+        scheme = PublicKey.from_der(spki).default_scheme
+        actor = f"organization:{organization_id}"
+
+        def seal(pdf: bytes, options: SealOptions) -> SignedPdf:
+            with self.database.session() as session:
+                png = self.seal_images.active(session, organization_id, name, options.purpose)
+            key = SigningKey.for_certificate(
+                record.certificate_der,
+                chain,
+                lambda digest: self.keystore.sign_digest(
+                    key_id, scheme, digest, actor=actor, purpose="organization-seal"
+                ),
+            )
+            return documents.seal(pdf, options, key, seal_png=png, at=self.clock.now())
+
+        return seal
+
+    def run_seal_jobs(self, *, limit: int = 5) -> int:
+        """Work through queued seal jobs; returns how many records were decided."""
+        decided = 0
+        for job_id in self.seal_jobs.queued(limit):
+            before = self.seal_jobs.get(job_id, with_items=False)
+            sealer = self.organization_sealer(before.organization_id)
+            after = self.seal_jobs.run(job_id, sealer)
+            decided += (after.sealed + after.failed) - (before.sealed + before.failed)
+        return decided
 
     def close(self) -> None:
         if not self._closed:
             self.database.dispose()
             self._closed = True
+
+
+def seal_certificate(runtime: Runtime) -> CertificateRecord:
+    """The newest valid `organization-seal` certificate whose key can sign PDFs."""
+    now = runtime.clock.now()
+    for record in runtime.authority.list(profile="organization-seal", status="good", limit=50):
+        if record.key_id is None or not record.not_before <= now < record.not_after:
+            continue
+        der = x509.Certificate.load(record.certificate_der).public_key.dump()
+        if PublicKey.from_der(der).algorithm in PDF_MECHANISMS:
+            return record
+    raise StateError("the organisation has no seal certificate that can sign PDFs")
 
 
 def is_initialised(settings: Settings) -> bool:
@@ -266,6 +342,7 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
             stamper=tsa,
             notifier=_WebhookNotifier(),
             chain_for=authority.chain,
+            documents=_documents(settings, authority, crls, ocsp, tsa, sealer),
         ),
         phone=phone,
         passkeys=passkeys,
@@ -281,6 +358,8 @@ def _assemble(settings: Settings, database: Database, clock: Clock, keystore: Ke
             public_base_url=settings.public_base_url,
             lifetime=timedelta(seconds=settings.login_lifetime_seconds),
         ),
+        seal_jobs=SealJobs(database, clock, max_bytes=settings.document_max_bytes),
+        seal_images=SealImages(clock),
     )
 
 
@@ -299,6 +378,55 @@ def _passkeys(settings: Settings, database: Database, clock: Clock) -> PasskeySe
         return None
     return PasskeyService(
         database, clock, rp_id=rp_id, rp_name=settings.passkey_rp_name, origins=origins
+    )
+
+
+LINK_CONTEXT = "verification-link"
+
+
+def link_token(sealer: DataSealer, request_id: str) -> str:
+    """The capability in a signature's public verification URL (an HMAC of its id)."""
+    return sealer.lookup_digest(request_id, context=LINK_CONTEXT)[:32]
+
+
+def verification_url(base_url: str, sealer: DataSealer, request_id: str) -> str:
+    """A signature's public verification page: what QR codes on reports and PDFs open."""
+    return f"{base_url}/v/r/{request_id}/{link_token(sealer, request_id)}"
+
+
+def _documents(
+    settings: Settings,
+    authority: CertificateAuthority,
+    crls: CRLPublisher,
+    ocsp: OCSPResponder,
+    tsa: TimestampAuthority,
+    sealer: DataSealer,
+) -> DocumentService:
+    def material(certificate_der: bytes, chain_der: Sequence[bytes]) -> ValidationMaterial:
+        """The DSS of a B-LT signature: both chains (signer's and TSA's), an OCSP response
+        for each end-entity certificate and the current CRL of every CA on the way."""
+        cas = {ca.certificate_der: ca for ca in authority.list_cas()}
+        tsa_der = tsa.certificate()
+        tsa_chain = authority.chain(format(x509.Certificate.load(tsa_der).serial_number, "x"))
+        responses = [
+            ocsp.response_for(leaf, chain[0])
+            for leaf, chain in ((certificate_der, chain_der), (tsa_der, tsa_chain))
+            if chain
+        ]
+        issuers = [der for der in (*chain_der, *tsa_chain) if der in cas]
+        return ValidationMaterial(
+            trust_roots=tuple(der for der, ca in cas.items() if ca.level == "root"),
+            certificates=tuple(dict.fromkeys((*chain_der, tsa_der, *tsa_chain))),
+            ocsp_responses=tuple(r for r in responses if r is not None),
+            crls=tuple(crls.current(cas[der].id) for der in dict.fromkeys(issuers)),
+        )
+
+    base = settings.public_base_url
+    return DocumentService(
+        PdfSigner(tsa.respond, max_bytes=settings.document_max_bytes),
+        validation_material=material,
+        verification_url=lambda rid: verification_url(base, sealer, rid),
+        zone=ZoneInfo(settings.display_timezone),
     )
 
 
@@ -353,8 +481,7 @@ def initialise(
     runtime.authority.initialise_hierarchy(organization.name)
     for ca in runtime.authority.list_cas():
         runtime.crls.current(ca.id)
-    if demo:
-        _ensure_seal_certificate(runtime, organization.name)
+    _ensure_seal_certificate(runtime, organization.name)
     _ensure_tsa_certificate(runtime, organization.name)
     runtime.logins.assertions.ensure(actor="system:init")
     token = None
@@ -366,13 +493,14 @@ def initialise(
 
 
 def _ensure_seal_certificate(runtime: Runtime, organization_name: str) -> None:
-    """Give the hospital its `organization-seal` certificate (SM2 where the store has it)."""
-    from medsign.crypto.types import KeyAlgorithm
-
-    if runtime.authority.list(profile="organization-seal", status="good", limit=1):
+    """Give the hospital its `organization-seal` certificate, with a key that signs PDFs
+    (``seal_key_algorithm``, P-256 by default: SM2 seals inside PDFs come later)."""
+    try:
+        seal_certificate(runtime)
         return
-    supported = runtime.keystore.supported_algorithms()
-    algorithm = KeyAlgorithm.SM2 if KeyAlgorithm.SM2 in supported else KeyAlgorithm.EC_P256
+    except StateError:
+        pass
+    algorithm = KeyAlgorithm(runtime.settings.seal_key_algorithm)
     key = runtime.keystore.generate(algorithm, label=f"seal:{organization_name}")
     runtime.authority.issue_for_key(
         key.id,
@@ -422,7 +550,6 @@ def _timestamp_authority(
 
 def _ensure_tsa_certificate(runtime: Runtime, organization_name: str) -> None:
     """Give the time-stamping unit its `tsa` certificate (P-256 by default)."""
-    from medsign.crypto.types import KeyAlgorithm
 
     now = runtime.clock.now()
     for record in runtime.authority.list(profile="tsa", status="good", limit=20):

@@ -32,11 +32,17 @@ from medsign.crypto.cms import (
 from medsign.crypto.types import AlgorithmFamily, SignatureScheme
 from medsign.db.base import Base
 from medsign.db.session import Database
-from medsign.db.tables import CertificateRow, SignRequestRow, StaffRow
+from medsign.db.tables import CertificateRow, DocumentRow, SignRequestRow, StaffRow
+from medsign.documents.service import DocumentService, SignerFace, StoredDocument
+from medsign.documents.signing import PdfAlgorithmError, SignedPdf, SigningKey
 from medsign.errors import InputError, MedsignError, NotFoundError, StateError
 from medsign.evidence import record_event, record_events
 from medsign.ids import KeyId
-from medsign.intake.errors import RequestNotPendingError, SignerNotAllowedError
+from medsign.intake.errors import (
+    DocumentKeyLocationError,
+    RequestNotPendingError,
+    SignerNotAllowedError,
+)
 from medsign.intake.requests import (
     CANCELLED,
     PENDING,
@@ -46,6 +52,7 @@ from medsign.intake.requests import (
     Intake,
     ItemInput,
     OpenResult,
+    PreparedItem,
     Signer,
     SignRequest,
 )
@@ -143,10 +150,20 @@ class DeviceSignatureRequiredError(StateError):
 @dataclass(frozen=True)
 class SignedItem:
     request_id: str
-    signature: bytes
+    signature: bytes | None  # the raw signature; None for a PDF (its CMS is the signature)
     cms: bytes
     timestamp_token: bytes
     timestamp_time: dt.datetime
+    document: SignedPdf | None = None
+
+    @property
+    def document_sha256(self) -> str | None:
+        return None if self.document is None else hashlib.sha256(self.document.pdf).hexdigest()
+
+
+class DocumentsUnavailableError(StateError):
+    code = "documents-unavailable"
+    title = "This installation does not sign PDF documents"
 
 
 class SigningWorkflow:
@@ -162,6 +179,7 @@ class SigningWorkflow:
         stamper: Stamper,
         notifier: Notifier,
         chain_for: Any,
+        documents: DocumentService | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -172,6 +190,7 @@ class SigningWorkflow:
         self.stamper = stamper
         self.notifier = notifier
         self._chain_for = chain_for  # callable(serial_hex) -> list[bytes]
+        self.documents = documents
 
     # -- signers ---------------------------------------------------------------------------
 
@@ -224,7 +243,7 @@ class SigningWorkflow:
         with self.database.session() as session:
             signer = self.resolve_signer(session, caller, employee_no)
             signer.check_can_sign()
-            prepared = [self.intake.prepare(item, signer) for item in items]
+            prepared, pdfs = self._prepare(items, signer)
             result = self.intake.open(
                 session,
                 now,
@@ -239,7 +258,38 @@ class SigningWorkflow:
             if not result.replayed:
                 for request in result.requests:
                     self._event_open(session, now, request)
+                    pdf = pdfs.get(request.position)
+                    if pdf is not None:
+                        assert self.documents is not None and request.content is not None
+                        self.documents.save(session, request.id, pdf, request.content, now)
             return result
+
+    def _prepare(
+        self, items: Sequence[ItemInput], signer: Signer
+    ) -> tuple[list[PreparedItem], dict[int, bytes]]:
+        """Items ready for intake; PDFs are resolved against their options first (every
+        placement and size check happens here, before anything is stored)."""
+        prepared, pdfs = [], {}
+        for position, item in enumerate(items):
+            if item.document is None:
+                prepared.append(self.intake.prepare(item, signer))
+                continue
+            if self.documents is None:
+                raise DocumentsUnavailableError("this installation does not sign PDFs")
+            if signer.device_id is not None:
+                raise DocumentKeyLocationError(
+                    "the signer's key is on their phone; PDFs are signed with keys in the key"
+                    " store for now"
+                )
+            if signer.family is AlgorithmFamily.SM2:
+                raise PdfAlgorithmError(
+                    "SM2 signatures inside PDFs are not supported yet: the signer needs an RSA"
+                    " or P-256 certificate"
+                )
+            resolved = self.documents.resolve(item.document, item.document_options)
+            prepared.append(self.intake.prepare_document(item, signer, resolved.statement))
+            pdfs[position] = item.document
+        return prepared, pdfs
 
     def _event_open(self, session: Session, now: dt.datetime, request: SignRequest) -> None:
         record_event(
@@ -262,6 +312,30 @@ class SigningWorkflow:
         with self.database.session() as session:
             row = self.intake.get_row(session, request_id, application_id=caller.id)
             return SignRequest.from_row(row)
+
+    def document(self, caller: Caller, request_id: str) -> StoredDocument:
+        """The PDF of one of the application's own document requests."""
+        with self.database.session() as session:
+            row = self.intake.get_row(session, request_id, application_id=caller.id)
+            return self._document(session, row)
+
+    def signer_document(self, staff_id: str, request_id: str) -> StoredDocument:
+        """The PDF of a document request addressed to this signer (what they are asked to
+        sign, or what they signed)."""
+        with self.database.session() as session:
+            row = self.intake.get_row(session, request_id, staff_id=staff_id)
+            return self._document(session, row)
+
+    def signed_document_sha256(self, request_id: str) -> str | None:
+        with self.database.session() as session:
+            return session.scalar(
+                select(DocumentRow.signed_sha256).where(DocumentRow.request_id == request_id)
+            )
+
+    def _document(self, session: Session, row: SignRequestRow) -> StoredDocument:
+        if row.content_kind != "pdf" or self.documents is None:
+            raise NotFoundError(f"request {row.id} is not a PDF request")
+        return self.documents.get(session, row.id)
 
     def get_batch(self, caller: Caller, batch_id: str) -> list[SignRequest]:
         with self.database.session() as session:
@@ -621,14 +695,31 @@ class SigningWorkflow:
             for row in snapshot:
                 self.intake.require_pending(row, now)
             bound = [_bound(r) for r in snapshot]
+            data_rows = [r for r in snapshot if r.content_kind != "pdf"]
+            document_rows = [r for r in snapshot if r.content_kind == "pdf"]
+            documents: dict[str, StoredDocument] = {}
+            image = None
+            if document_rows:
+                if self.documents is None:
+                    raise DocumentsUnavailableError("this installation does not sign PDFs")
+                if material.key_id is None:
+                    raise DocumentKeyLocationError("PDFs are signed with keys in the key store")
+                documents = self.documents.load(session, [r.id for r in document_rows])
+                image = self.documents.active_image(session, "staff", staff.id)
+            face = SignerFace("staff", staff.id, staff.name, staff.title or "")
         # Signing happens outside any transaction: it is CPU work and the key store records
         # each key use in its own transaction (SQLite allows one writer at a time).
-        if material.key_id is None:
-            signed = self._accept_device_signatures(
-                material, snapshot, challenge, device_signatures or {}
+        signed: list[SignedItem] = []
+        if data_rows and material.key_id is None:
+            signed += self._accept_device_signatures(
+                material, data_rows, challenge, device_signatures or {}
             )
-        else:
-            signed = self._sign_all(material, snapshot, now)
+        elif data_rows:
+            signed += self._sign_all(material, data_rows, now)
+        for row in document_rows:
+            signed.append(self._sign_document(material, documents[row.id], face, image, now))
+        order = {rid: i for i, rid in enumerate(challenge.request_ids)}
+        signed.sort(key=lambda item: order[item.request_id])
         by_id = {row.id: row for row in snapshot}
         with self.database.session() as session:
             # The certificate may have been revoked or held while the batch was signed.
@@ -703,14 +794,21 @@ class SigningWorkflow:
                             "certificate_id": material.certificate_id,
                             "scheme": material.scheme.value,
                             "digest": request.digest.hex(),
-                            "signature_sha256": hashlib.sha256(item.signature).hexdigest(),
+                            "signature_sha256": _sha256(item.signature),
                             "cms_sha256": hashlib.sha256(item.cms).hexdigest(),
                             "timestamp_sha256": hashlib.sha256(item.timestamp_token).hexdigest(),
+                            "document_sha256": _sha256(
+                                item.document.pdf if item.document else None
+                            ),
                         },
                     )
                     for request, item in zip(results, signed, strict=True)
                 ],
             )
+            if self.documents is not None:
+                self.documents.save_signed(
+                    session, [(i.request_id, i.document) for i in signed if i.document]
+                )
             for request in results:
                 if request.kind == "void" and request.voids_request_id:
                     self._apply_void(session, now, request)
@@ -796,6 +894,38 @@ class SigningWorkflow:
         )
         cms = [template.assemble(a, sig) for a, sig in zip(attributes, cms_signatures, strict=True)]
         return self._stamp(rows, signatures, cms, hash_name)
+
+    def _sign_document(
+        self,
+        m: SignerMaterial,
+        document: StoredDocument,
+        face: SignerFace,
+        image: bytes | None,
+        now: dt.datetime,
+    ) -> SignedItem:
+        """One PAdES signature: pyHanko hashes the document, the key store signs the digest
+        (its use recorded like any other), the TSA stamps the signature value in process."""
+        assert self.documents is not None and m.key_id is not None
+        key_id, scheme = KeyId(m.key_id), m.scheme
+        actor = f"staff:{m.staff_id}"
+        key = SigningKey.for_certificate(
+            m.certificate_der,
+            m.chain_der,
+            lambda digest: self.keystore.sign_digest(
+                key_id, scheme, digest, actor=actor, purpose="pdf-signature"
+            ),
+        )
+        result = self.documents.sign(document, key, face, image=image, at=now)
+        if result.signature_timestamp is None:
+            raise DocumentsUnavailableError("the PDF signature came back without its timestamp")
+        return SignedItem(
+            request_id=document.request_id,
+            signature=None,
+            cms=result.cms,
+            timestamp_token=result.signature_timestamp,
+            timestamp_time=parse_token(result.signature_timestamp).gen_time,
+            document=result,
+        )
 
     def _stamp(
         self,
@@ -886,6 +1016,10 @@ def _raw_message(row: SignRequestRow) -> bytes:
     """What a phone-held key signs as the raw signature: the record's RFC 8785 bytes, or the
     application's digest taken as the message (WebCrypto cannot sign a precomputed hash)."""
     return row.content if row.content_kind == "json" and row.content is not None else row.digest
+
+
+def _sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 def _bound(row: SignRequestRow) -> BoundItem:

@@ -18,12 +18,14 @@ from medsign.api.problems import install_problem_handlers, problem
 from medsign.api.routes import (
     admin,
     applications,
+    documents,
     enrolment,
     evidence,
     health,
     logins,
     phone,
     pki,
+    seals,
     signing,
     staff,
     tsa,
@@ -87,10 +89,22 @@ async def _checkpoint(runtime: Runtime) -> None:
             log.exception("checkpoint failed")
 
 
+async def _seal(runtime: Runtime, interval: float = 2.0) -> None:
+    """Seal the records of queued seal jobs (archive sealing); resumes after a restart."""
+    while True:
+        decided = 0
+        try:
+            decided = await run_in_threadpool(runtime.run_seal_jobs)
+        except Exception:  # retried next tick; a record is never half sealed
+            log.exception("seal job run failed")
+        if not decided:
+            await asyncio.sleep(interval)
+
+
 def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        jobs = (_maintain_pki, _dispatch_webhooks, _expire_overdue, _checkpoint)
+        jobs = (_maintain_pki, _dispatch_webhooks, _expire_overdue, _checkpoint, _seal)
         tasks = [asyncio.create_task(job(runtime)) for job in jobs] if schedule else []
         try:
             yield
@@ -130,7 +144,19 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(pki.router)
     app.include_router(admin.router)
-    for module in (applications, staff, enrolment, signing, logins, tsa, verify, phone, evidence):
+    for module in (
+        applications,
+        staff,
+        enrolment,
+        signing,
+        documents,
+        seals,
+        logins,
+        tsa,
+        verify,
+        phone,
+        evidence,
+    ):
         app.include_router(module.router)
     app.include_router(evidence.witness_router)
     app.include_router(phone_pages.router)

@@ -59,13 +59,37 @@ class SignBatchCreate(BaseModel):
 
 class SignaturePublic(BaseModel):
     scheme: str
-    value: str = Field(description="Raw signature over the record (or the digest), base64")
-    cms: str = Field(description="Detached CMS SignedData with signature timestamp, base64 DER")
+    value: str | None = Field(
+        description="Raw signature over the record (or the digest), base64; null for a PDF,"
+        " whose signature is the CMS inside it"
+    )
+    cms: str = Field(
+        description="CMS SignedData with signature timestamp, base64 DER: detached over the"
+        " record, or for a PDF the signature dictionary's /Contents"
+    )
     timestamp_token: str = Field(description="RFC 3161 TimeStampToken, base64 DER")
     timestamp_time: dt.datetime
     certificate_pem: str
     certificate_serial: str
     chain_pem: list[str]
+
+
+class DocumentPublic(BaseModel):
+    """The PDF of a request and where its signature goes (the statement the signer's
+    intention binds)."""
+
+    pdf_sha256: str
+    pdf_bytes: int
+    pages: int
+    field: str
+    page: int | None
+    rect: list[float] | None
+    level: str
+    certify: int | None
+    signed_pdf_sha256: str | None = None
+    download_url: str = Field(
+        description="GET it (HMAC-authenticated): the signed PDF once signed, else the original"
+    )
 
 
 class SignRequestPublic(BaseModel):
@@ -77,7 +101,7 @@ class SignRequestPublic(BaseModel):
     scene: str
     summary: str
     record_id: str
-    content_kind: Literal["json", "digest"]
+    content_kind: Literal["json", "digest", "pdf"]
     digest_algorithm: str
     digest: str
     expires_at: dt.datetime
@@ -96,6 +120,9 @@ class SignRequestPublic(BaseModel):
         " shows the checks and who signed when, never the record), e.g. for a printed QR code",
     )
     signature: SignaturePublic | None = None
+    document: DocumentPublic | None = Field(
+        default=None, description="For a PDF request: the PDF and where it is signed"
+    )
 
 
 class SignBatchPublic(BaseModel):

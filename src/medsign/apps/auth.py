@@ -160,26 +160,32 @@ class RequestAuthenticator:
         # been up to skew in the future: 2 x skew covers every replay that could still pass.
         return 2 * self.max_skew
 
-    def check_size(self, size: int) -> None:
-        if size > self.max_body_bytes:
+    def check_size(self, size: int, limit: int | None = None) -> None:
+        """``limit``: a route's own bound (PDF uploads), else the configured one."""
+        limit = limit or self.max_body_bytes
+        if size > limit:
             raise PayloadTooLargeError(
-                f"request body of {size} bytes exceeds {self.max_body_bytes}",
-                public=f"request body exceeds {self.max_body_bytes} bytes",
-                max_bytes=self.max_body_bytes,
+                f"request body of {size} bytes exceeds {limit}",
+                public=f"request body exceeds {limit} bytes",
+                max_bytes=limit,
             )
 
-    def authenticate(self, request: SignedRequest) -> AuthenticatedApplication:
+    def authenticate(
+        self, request: SignedRequest, *, max_body_bytes: int | None = None
+    ) -> AuthenticatedApplication:
         """Return the application a request came from, or raise the refusal."""
         try:
-            return self._authenticate(request)
+            return self._authenticate(request, max_body_bytes)
         except MedsignError as exc:
             # The claimed app id is logged to spot a misconfigured system; never the headers.
             claimed = request.headers.get(HEADER_APP.lower(), "")[:64]
             log.info("application request refused", extra={"code": exc.code, "app": claimed})
             raise
 
-    def _authenticate(self, request: SignedRequest) -> AuthenticatedApplication:
-        self.check_size(len(request.body))
+    def _authenticate(
+        self, request: SignedRequest, max_body_bytes: int | None
+    ) -> AuthenticatedApplication:
+        self.check_size(len(request.body), max_body_bytes)
         headers = request.headers
         names = (HEADER_APP, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_CONTENT_DIGEST)
         values = {name: headers.get(name.lower()) for name in (*names, "Authorization")}

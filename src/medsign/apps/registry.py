@@ -132,6 +132,7 @@ class Application:
     signer_scope: SignerScope
     rate_limit_per_minute: int
     webhook_url: str | None
+    seal_purposes: tuple[str, ...]
     secret_rotated_at: dt.datetime
     previous_secret_expires_at: dt.datetime | None
     created_at: dt.datetime
@@ -149,11 +150,25 @@ def to_application(row: ApplicationRow) -> Application:
         signer_scope=SignerScope.from_json(row.signer_scope),
         rate_limit_per_minute=row.rate_limit_per_minute,
         webhook_url=row.webhook_url,
+        seal_purposes=tuple(json.loads(row.seal_purposes or "[]")),
         secret_rotated_at=row.secret_rotated_at,
         previous_secret_expires_at=row.previous_secret_expires_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+MAX_SEAL_PURPOSES = 20
+
+
+def _validate_seal_purposes(purposes: Sequence[str]) -> list[str]:
+    cleaned = sorted({p.strip() for p in purposes})
+    if len(cleaned) > MAX_SEAL_PURPOSES:
+        raise InputError(f"at most {MAX_SEAL_PURPOSES} seal purposes")
+    for purpose in cleaned:
+        if len(purpose) > 20 or (purpose and not purpose.isprintable()):
+            raise InputError("a seal purpose is at most 20 printable characters")
+    return cleaned
 
 
 def ensure_usable(row: ApplicationRow) -> None:
@@ -368,9 +383,11 @@ class ApplicationRegistry:
         signer_scope: SignerScope | None = None,
         rate_limit_per_minute: int | None = None,
         webhook_url: str | _Unset | None = UNSET,
+        seal_purposes: Sequence[str] | None = None,
         actor: str = "system",
     ) -> Application:
-        """Change the given fields; ``webhook_url=None`` removes the webhook."""
+        """Change the given fields; ``webhook_url=None`` removes the webhook;
+        ``seal_purposes`` are the organisation seals it may apply ("" the official one)."""
         with self._database.session() as session:
             row = self._row(session, app_id)
             self._refuse_deregistered(row)
@@ -390,6 +407,9 @@ class ApplicationRegistry:
             if not isinstance(webhook_url, _Unset):
                 row.webhook_url = validate_webhook_url(webhook_url) if webhook_url else None
                 changed.append("webhook_url")
+            if seal_purposes is not None:
+                row.seal_purposes = json.dumps(_validate_seal_purposes(seal_purposes))
+                changed.append("seal_purposes")
             if changed:
                 now = self._clock.now()
                 row.updated_at = now

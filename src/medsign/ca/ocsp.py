@@ -466,6 +466,24 @@ class OCSPResponder:
 
     # -- public -------------------------------------------------------------------------
 
+    def response_for(self, certificate_der: bytes, issuer_der: bytes) -> bytes | None:
+        """A successful OCSPResponse about one certificate, as a client would have asked
+        for it (evidence packages, the DSS of long-term PDF signatures); None when this
+        responder does not answer for its issuer."""
+        cert, issuer = x509.Certificate.load(certificate_der), x509.Certificate.load(issuer_der)
+        cert_id = ocsp.CertId(
+            {
+                "hash_algorithm": {"algorithm": "sha1"},
+                "issuer_name_hash": issuer.subject.sha1,
+                "issuer_key_hash": issuer.public_key.sha1,
+                "serial_number": cert.serial_number,
+            }
+        )
+        request = ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": cert_id}]}})
+        response = self.respond(request.dump())
+        status = ocsp.OCSPResponse.load(response)["response_status"].native
+        return response if status == "successful" else None
+
     def respond(self, request_der: bytes) -> bytes:
         """A DER OCSPResponse for ``request_der``; never raises."""
         try:

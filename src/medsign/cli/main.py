@@ -13,6 +13,7 @@ from medsign.cli.ca_commands import ca
 from medsign.cli.common import data_dir_option, reports_errors, settings_for
 from medsign.cli.keys_commands import keys
 from medsign.cli.log_commands import log_group
+from medsign.cli.seal_commands import seal_group
 from medsign.cli.staff_commands import sms, staff
 from medsign.cli.verify_command import verify
 from medsign.config import Settings
@@ -114,3 +115,4 @@ main.add_command(app_group)
 main.add_command(staff)
 main.add_command(sms)
 main.add_command(log_group)
+main.add_command(seal_group)

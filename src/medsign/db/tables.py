@@ -48,7 +48,14 @@ class KeyRow(Base):
 
 
 class KeyUseRow(Base):
-    """Who used which key to sign which digest, and when."""
+    """Who used which key to sign which digest, and when.
+
+    A row with ``uses`` NULL is one signature over ``digest_hex``. A row with ``uses`` set is
+    a reservation written before its signatures: up to ``uses`` signatures, each carrying one
+    number of ``serial_first..serial_last`` (TSA serials), made before ``valid_until``; its
+    ``digest_hex`` is the SHA-256 of the reservation's canonical description
+    (``medsign.keys.usage.reservation_description``).
+    """
 
     __tablename__ = "key_uses"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -58,6 +65,10 @@ class KeyUseRow(Base):
     scheme: Mapped[str] = mapped_column(String(32))
     digest_hex: Mapped[str] = mapped_column(String(128))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    serial_first: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    serial_last: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CertificateAuthorityRow(Base):
@@ -180,6 +191,8 @@ class ApplicationRow(Base):
     )
     secret_rotated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     signer_scope: Mapped[str] = mapped_column(Text, default='{"all": true}')  # JSON
+    # The organisation seals it may apply, by purpose ("" the official seal); JSON list.
+    seal_purposes: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     rate_limit_per_minute: Mapped[int] = mapped_column(Integer, default=600)
     webhook_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -336,6 +349,91 @@ class SignRequestRow(Base):
         UniqueConstraint("application_id", "idempotency_key", name="uq_sign_requests_app_key"),
         Index("ix_sign_requests_batch", "batch_id", "position"),
     )
+
+
+class DocumentRow(Base):
+    """The PDF of a document request (``content_kind`` "pdf") and, once signed, the result.
+
+    ``spec`` is the resolved signature specification (field, page and box, level, DocMDP,
+    appearance), the JSON whose RFC 8785 bytes with the PDF's hash make the request's content.
+    """
+
+    __tablename__ = "documents"
+    request_id: Mapped[str] = mapped_column(ForeignKey("sign_requests.id"), primary_key=True)
+    original: Mapped[bytes] = mapped_column(LargeBinary)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)
+    signed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    signed_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SignatureImageRow(Base):
+    """A clinician's handwritten signature or an organisation's seal image (transparent PNG).
+
+    A new image starts ``proposed`` (the owner sees the background-removed result) and
+    becomes ``active`` when confirmed; the previous active one is ``retired``, never deleted,
+    so old appearances can still be explained.
+    """
+
+    __tablename__ = "signature_images"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16))  # staff | organization
+    owner_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # handwriting | seal
+    # A seal's purpose text ("" the official seal, "病案专用章", ...); "" for handwriting.
+    purpose: Mapped[str] = mapped_column(String(64), default="")
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # proposed | active | retired
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_signature_images_owner", "owner_kind", "owner_id", "state"),)
+
+
+class SealJobRow(Base):
+    """A run of organisation seals over many PDFs (archive sealing): resumable, each record
+    sealed at most once, progress counted as it goes."""
+
+    __tablename__ = "seal_jobs"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    application_id: Mapped[str | None] = mapped_column(
+        ForeignKey("applications.id"), nullable=True, index=True
+    )
+    actor: Mapped[str] = mapped_column(String(200))  # app:<id> or admin:<name>
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    body_digest: Mapped[str] = mapped_column(String(64))
+    options: Mapped[str] = mapped_column(Text)  # JSON: purpose, level, placement, cross_page
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued|done|cancelled
+    total: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (
+        UniqueConstraint("application_id", "idempotency_key", name="uq_seal_jobs_app_key"),
+    )
+
+
+class SealItemRow(Base):
+    """One record of a seal job; ``lease_until`` lets one worker at a time hold it."""
+
+    __tablename__ = "seal_items"
+    job_id: Mapped[str] = mapped_column(ForeignKey("seal_jobs.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(200))
+    original: Mapped[bytes] = mapped_column(LargeBinary)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sealed|failed
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    sealed_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sealed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_seal_items_state", "job_id", "state", "position"),)
 
 
 class IntentChallengeRow(Base):

@@ -18,12 +18,12 @@ import datetime as dt
 import hashlib
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from asn1crypto import algos, crl, ocsp, tsp, x509
+from asn1crypto import algos, cms, core, crl, ocsp, tsp, x509
 from PIL import Image
 from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.images import PdfImage
@@ -38,6 +38,8 @@ from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from medsign.crypto import PublicKey
+from medsign.crypto.types import KeyAlgorithm
 from medsign.documents.errors import (
     FieldAlreadySignedError,
     PdfEncryptedError,
@@ -73,6 +75,24 @@ class FieldBox:
 
 
 @dataclass(frozen=True)
+class EmptyField:
+    """A signature field added, unsigned, in the same revision: later signers of a certified
+    document sign it (DocMDP lets them fill fields, not add them)."""
+
+    name: str
+    place: FieldBox
+
+
+@dataclass(frozen=True)
+class PageStamp:
+    """An image drawn into a page's content in the signed revision (a slice of a cross-page
+    seal): covered by the signature, so it cannot be moved or removed unnoticed."""
+
+    place: FieldBox
+    png: bytes
+
+
+@dataclass(frozen=True)
 class SignatureSpec:
     field_name: str
     new_field: FieldBox | None = None  # None: sign the existing empty field of that name
@@ -82,17 +102,43 @@ class SignatureSpec:
     location: str | None = None
     signer_name: str | None = None
     appearance_png: bytes | None = None  # drawn into the field's box; None: invisible
+    empty_fields: tuple[EmptyField, ...] = ()
+    page_stamps: tuple[PageStamp, ...] = ()
+
+
+# pyHanko's mechanism name and the longest DER signature of each key type that signs PDFs.
+PDF_MECHANISMS = {
+    KeyAlgorithm.RSA_2048: ("sha256_rsa", 256),
+    KeyAlgorithm.RSA_3072: ("sha256_rsa", 384),
+    KeyAlgorithm.EC_P256: ("sha256_ecdsa", 72),
+}
+
+
+class PdfAlgorithmError(StateError):
+    code = "document-algorithm-unsupported"
+    title = "PDF signatures need an RSA or P-256 signing certificate"
 
 
 @dataclass(frozen=True)
 class SigningKey:
-    """A signer as pyHanko needs it; ``sign`` turns a digest into a DER signature."""
+    """A signer as pyHanko needs it; ``sign`` turns a SHA-256 digest into a DER signature."""
 
     certificate_der: bytes
     chain_der: tuple[bytes, ...]
     mechanism: str  # "sha256_rsa" | "sha256_ecdsa"
     signature_size: int  # the longest DER signature the key makes
     sign: Callable[[bytes], bytes]
+
+    @classmethod
+    def for_certificate(
+        cls, certificate_der: bytes, chain_der: Sequence[bytes], sign: Callable[[bytes], bytes]
+    ) -> SigningKey:
+        spki = x509.Certificate.load(certificate_der).public_key.dump()
+        algorithm = PublicKey.from_der(spki).algorithm
+        if algorithm not in PDF_MECHANISMS:
+            raise PdfAlgorithmError(f"{algorithm} keys cannot sign PDFs yet")
+        mechanism, size = PDF_MECHANISMS[algorithm]
+        return cls(certificate_der, tuple(chain_der), mechanism, size, sign)
 
 
 @dataclass(frozen=True)
@@ -137,9 +183,10 @@ class PdfInfo:
         return next((f for f in self.fields if f.name == name), None)
 
 
-def read_pdf(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> PdfInfo:
+def read_pdf(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, digest: bool = True) -> PdfInfo:
     """Parse ``data`` strictly; raise ``PdfUnreadableError`` / ``PdfEncryptedError`` /
-    ``PdfTooLargeError`` for anything that should not be signed."""
+    ``PdfTooLargeError`` for anything that should not be signed. ``digest=False`` leaves
+    ``sha256`` empty (signing has hashed the PDF already when the request was opened)."""
     if len(data) > max_bytes:
         raise PdfTooLargeError(f"the PDF is {len(data)} bytes; the limit is {max_bytes}")
     if not data.lstrip(b"\x00\t\n\r ")[:5] == PDF_MAGIC:
@@ -161,14 +208,14 @@ def read_pdf(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> PdfInfo:
         raise PdfUnreadableError(f"the PDF cannot be parsed cleanly: {_short(exc)}") from exc
     if not pages:
         raise PdfUnreadableError("the PDF has no pages")
-    return PdfInfo(len(data), hashlib.sha256(data).digest(), pages, tuple(found), docmdp)
+    sha256 = hashlib.sha256(data).digest() if digest else b""
+    return PdfInfo(len(data), sha256, pages, tuple(found), docmdp)
 
 
 def check_spec(info: PdfInfo, spec: SignatureSpec) -> None:
     """Everything about ``spec`` that can be checked before anyone signs."""
     name = spec.field_name
-    if not name or len(name) > MAX_FIELD_NAME or "." in name or not name.isprintable():
-        raise PlacementError(f"a field name is 1 to {MAX_FIELD_NAME} printable characters, no dots")
+    _check_name(name)
     existing = info.field(name)
     if existing is not None and existing.signed:
         raise FieldAlreadySignedError(f"the field {name!r} is already signed")
@@ -177,12 +224,25 @@ def check_spec(info: PdfInfo, spec: SignatureSpec) -> None:
     if existing is not None and spec.new_field is not None:
         raise PlacementError(f"the PDF already has a field {name!r}: name another one")
     if spec.new_field is not None:
-        page, (x1, y1, x2, y2) = spec.new_field.page, spec.new_field.box
-        if not 0 <= page < len(info.pages):
-            raise PlacementError(f"page {page + 1} does not exist: the PDF has {len(info.pages)}")
-        mx1, my1, mx2, my2 = info.pages[page]
-        if not (mx1 <= x1 < x2 <= mx2 and my1 <= y1 < y2 <= my2):
-            raise PlacementError("the signature box lies outside the page")
+        _check_place(info, spec.new_field)
+    names = [name, *(f.name for f in spec.empty_fields)]
+    if len(set(names)) != len(names):
+        raise PlacementError("every new field needs its own name")
+    for stamp in spec.page_stamps:
+        _check_place(info, stamp.place)
+    if info.docmdp is not None and spec.page_stamps:
+        raise DocumentLockedError("a certified document's pages cannot be stamped")
+    for empty in spec.empty_fields:
+        _check_name(empty.name)
+        if info.field(empty.name) is not None:
+            raise PlacementError(f"the PDF already has a field {empty.name!r}")
+        _check_place(info, empty.place)
+    if info.docmdp is not None and (spec.new_field is not None or spec.empty_fields):
+        unsigned = [f.name for f in info.fields if not f.signed]
+        raise DocumentLockedError(
+            "the document is certified: later signatures go into its empty signature fields"
+            + (f" ({', '.join(unsigned)})" if unsigned else ", and it has none left")
+        )
     if spec.certify is not None:
         if spec.certify not in (1, 2, 3):
             raise InputError("certify takes the DocMDP level 1, 2 or 3")
@@ -190,6 +250,20 @@ def check_spec(info: PdfInfo, spec: SignatureSpec) -> None:
             raise DocumentLockedError("only the first signature of a document can certify it")
     if info.docmdp == 1:
         raise DocumentLockedError("the document is certified with no changes allowed")
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > MAX_FIELD_NAME or "." in name or not name.isprintable():
+        raise PlacementError(f"a field name is 1 to {MAX_FIELD_NAME} printable characters, no dots")
+
+
+def _check_place(info: PdfInfo, place: FieldBox) -> None:
+    page, (x1, y1, x2, y2) = place.page, place.box
+    if not 0 <= page < len(info.pages):
+        raise PlacementError(f"page {page + 1} does not exist: the PDF has {len(info.pages)}")
+    mx1, my1, mx2, my2 = info.pages[page]
+    if not (mx1 <= x1 < x2 <= mx2 and my1 <= y1 < y2 <= my2):
+        raise PlacementError("the signature box lies outside the page")
 
 
 class _KeyStoreSigner(Signer):
@@ -248,7 +322,7 @@ class PdfSigner:
         """Sign ``data`` as ``spec`` says; raises the errors of ``read_pdf``/``check_spec``,
         ``DocumentLockedError`` and what ``key.sign`` raises. Nothing is half-done: the
         result is returned whole or not at all."""
-        info = read_pdf(data, max_bytes=self.max_bytes)
+        info = read_pdf(data, max_bytes=self.max_bytes, digest=False)
         check_spec(info, spec)
         if spec.level is not Level.B_T and validation is None:
             raise InputError(f"{spec.level} needs validation material")
@@ -267,6 +341,17 @@ class PdfSigner:
                 use_pades_lta=spec.level is Level.B_LTA,
                 validation_context=_context(validation, at) if validation else None,
             )
+            for stamp in spec.page_stamps:
+                _apply_stamp(writer, stamp)
+            for empty in spec.empty_fields:
+                fields.append_signature_field(
+                    writer,
+                    fields.SigFieldSpec(
+                        sig_field_name=empty.name,
+                        on_page=empty.place.page,
+                        box=_int_box(empty.place.box),
+                    ),
+                )
             new_field = None
             if spec.new_field is not None:
                 new_field = fields.SigFieldSpec(
@@ -281,12 +366,20 @@ class PdfSigner:
                 stamp_style=_stamp_style(spec.appearance_png),
                 new_field_spec=new_field,
             )
-            output = _sign(pdf_signer, writer, at)
+            output, cms_der, document_digest = _sign(pdf_signer, writer, at)
         except SigningError as exc:
             raise DocumentLockedError(f"pyHanko refused to sign: {_short(exc)}") from exc
         except PdfError as exc:
             raise PdfUnreadableError(f"the PDF cannot be signed: {_short(exc)}") from exc
-        return _result(output, spec.field_name)
+        return _result(output, spec.field_name, cms_der, document_digest)
+
+
+def _apply_stamp(writer: IncrementalPdfFileWriter, stamp: PageStamp) -> None:
+    x1, y1, x2, y2 = _int_box(stamp.place.box)
+    style = _stamp_style(stamp.png)
+    assert style is not None
+    box = layout.BoxConstraints(width=x2 - x1, height=y2 - y1)
+    style.create_stamp(writer, box, {}).apply(stamp.place.page, x1, y1)
 
 
 def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
@@ -297,17 +390,25 @@ def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int
 
 def _sign(
     pdf_signer: signers.PdfSigner, writer: IncrementalPdfFileWriter, at: dt.datetime
-) -> bytes:
-    """``PdfSigner.sign_pdf`` step by step, so the signing time is ours."""
+) -> tuple[bytes, bytes, bytes]:
+    """``PdfSigner.sign_pdf`` step by step, so the signing time is ours. Returns the signed
+    PDF, the CMS in its /Contents and the digest of the signed byte ranges."""
 
-    async def run() -> bytes:
+    # The coroutine hands its result over through ``out`` rather than returning it: on the
+    # main thread Python 3.11's asyncio.run formats repr(task) (result included) while
+    # restoring the SIGINT handler, which for a 50 MB PDF costs a quarter of a second.
+    out: list[tuple[bytes, bytes, bytes]] = []
+
+    async def run() -> None:
         session = pdf_signer.init_signing_session(writer)
         session.system_time = at
         validation_info = await session.perform_presign_validation(writer)
         reserved = await session.estimate_signature_container_size(validation_info)
         tbs = session.prepare_tbs_document(validation_info=validation_info, bytes_reserved=reserved)
-        buffer = io.BytesIO()
-        prepared, _ = tbs.digest_tbs_document(output=buffer)
+        # In place: the update is appended to the input stream instead of copying a large
+        # PDF into a new buffer in 4 KiB chunks first.
+        prepared, output = tbs.digest_tbs_document(in_place=True)
+        assert isinstance(output, io.BytesIO)
         post = await tbs.perform_signature(
             document_digest=prepared.document_digest,
             pdf_cms_signed_attrs=PdfCMSSignedAttributes(
@@ -317,28 +418,47 @@ def _sign(
                 ),
             ),
         )
-        await post.post_signature_processing(buffer)
-        return buffer.getvalue()
+        await post.post_signature_processing(output)
+        out.append(
+            (output.getvalue(), _without_padding(post.sig_contents), prepared.document_digest)
+        )
 
-    return asyncio.run(run())
+    asyncio.run(run())
+    return out[0]
 
 
-def _result(output: bytes, field_name: str) -> SignedPdf:
-    reader = PdfFileReader(io.BytesIO(output), strict=True)
-    signature = next(s for s in reader.embedded_regular_signatures if s.field_name == field_name)
+_SIGNATURE_TIMESTAMP = "1.2.840.113549.1.9.16.2.14"
+
+
+def _result(output: bytes, field_name: str, cms_der: bytes, document_digest: bytes) -> SignedPdf:
+    """Read back only what is needed: walking asn1crypto's ``native`` views of a CMS with
+    certificates costs about a second, the targeted lookups a few microseconds."""
     token = None
-    attrs = signature.signer_info["unsigned_attrs"]
-    if attrs.native is not None:
+    signer = cms.ContentInfo.load(cms_der)["content"]["signer_infos"][0]
+    attrs = signer["unsigned_attrs"]
+    if not isinstance(attrs, core.Void):
         for attr in attrs:
-            if attr["type"].native == "signature_time_stamp_token":
+            if attr["type"].dotted == _SIGNATURE_TIMESTAMP:
                 token = bytes(attr["values"][0].dump())
     return SignedPdf(
         pdf=output,
         field_name=field_name,
-        cms=bytes(signature.pkcs7_content),
+        cms=cms_der,
         signature_timestamp=token,
-        document_digest=bytes(signature.compute_digest()),
+        document_digest=document_digest,
     )
+
+
+def _without_padding(contents: bytes) -> bytes:
+    """/Contents is reserved larger than the CMS and zero-filled; keep the DER value only."""
+    if len(contents) < 2 or contents[0] != 0x30:
+        raise PdfUnreadableError("the signature's /Contents is not a DER SignedData")
+    first = contents[1]
+    if first < 0x80:
+        return contents[: 2 + first]
+    count = first & 0x7F
+    length = int.from_bytes(contents[2 : 2 + count], "big")
+    return contents[: 2 + count + length]
 
 
 def _context(material: ValidationMaterial, at: dt.datetime) -> ValidationContext:
@@ -430,9 +550,13 @@ def _short(exc: Exception) -> str:
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "PDF_MECHANISMS",
     "DocumentLockedError",
+    "EmptyField",
     "FieldBox",
     "Level",
+    "PageStamp",
+    "PdfAlgorithmError",
     "PdfInfo",
     "PdfSigner",
     "SignatureField",

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from asn1crypto import crl as asn1_crl
-from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 from sqlalchemy import select
 
@@ -242,7 +241,7 @@ def build_package(
             "the issuer's CRL",
             _crl_after(sources.crls, record.issuer_ca_id, signed_at),
         )
-        response = _ocsp_response(sources.ocsp, record.certificate_der, issuers[0])
+        response = sources.ocsp.response_for(record.certificate_der, issuers[0])
         if response is not None:
             out.add("revocation/signer.ocsp", "OCSP response for the signer certificate", response)
     out.add("intent.json", "the intention record (never the secret)", _json(intent))
@@ -311,24 +310,6 @@ def _crl_after(crls: CRLPublisher, ca_id: str, signed_at: dt.datetime) -> bytes:
     if this_update >= signed_at:
         return current
     return crls.publish(ca_id)
-
-
-def _ocsp_response(responder: OCSPResponder, certificate: bytes, issuer: bytes) -> bytes | None:
-    cert, issuer_cert = x509.Certificate.load(certificate), x509.Certificate.load(issuer)
-    cert_id = asn1_ocsp.CertId(
-        {
-            "hash_algorithm": {"algorithm": "sha1"},
-            "issuer_name_hash": issuer_cert.subject.sha1,
-            "issuer_key_hash": issuer_cert.public_key.sha1,
-            "serial_number": cert.serial_number,
-        }
-    )
-    request = asn1_ocsp.OCSPRequest(
-        {"tbs_request": {"request_list": [{"req_cert": cert_id}]}}
-    ).dump()
-    response = responder.respond(request)
-    parsed = asn1_ocsp.OCSPResponse.load(response)
-    return response if parsed["response_status"].native == "successful" else None
 
 
 def _trail(

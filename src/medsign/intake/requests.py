@@ -92,7 +92,8 @@ class Signer:
 
 @dataclass(frozen=True)
 class ItemInput:
-    """One item as an application submits it: a JSON record or its own digest."""
+    """One item as an application submits it: a JSON record, its own digest, or a PDF
+    (``document``, with ``document_options`` saying where and how to sign it)."""
 
     scene: str
     summary: str
@@ -100,6 +101,8 @@ class ItemInput:
     record: Any = None
     digest: bytes | None = None
     digest_algorithm: str | None = None
+    document: bytes | None = None
+    document_options: Any = None
 
 
 @dataclass(frozen=True)
@@ -215,18 +218,13 @@ class Intake:
 
     def prepare(self, item: ItemInput, signer: Signer) -> PreparedItem:
         scene = self.scenes.get(item.scene)
-        summary = item.summary.strip()
-        if not summary:
-            raise InputError("summary must say what is signed")
-        if len(summary) > self.limits.max_summary_chars:
-            raise RecordTooLargeError(f"summary over {self.limits.max_summary_chars} characters")
-        if not item.record_id.strip() or len(item.record_id) > 200:
-            raise InputError("record_id must be 1 to 200 characters")
-        if _CONTROL.search(item.record_id) or _CONTROL.search(summary.replace("\n", "")):
-            raise InputError("summary and record_id must not contain control characters")
+        summary = self._summary(item)
         algorithm = signer.digest_algorithm
-        if (item.record is None) == (item.digest is None):
-            raise InputError("give exactly one of record (JSON) or digest")
+        given_contents = [c for c in (item.record, item.digest, item.document) if c is not None]
+        if len(given_contents) != 1:
+            raise InputError("give exactly one of record (JSON), digest or document (PDF)")
+        if item.document is not None:
+            raise InputError("a document is prepared with prepare_document")
         if item.record is not None:
             if not isinstance(item.record, dict):
                 raise InputError("record must be a JSON object")
@@ -262,6 +260,37 @@ class Intake:
         return PreparedItem(
             scene.code, summary, item.record_id, "digest", None, given, bytes(item.digest)
         )
+
+    def prepare_document(
+        self, item: ItemInput, signer: Signer, statement: dict[str, Any]
+    ) -> PreparedItem:
+        """A PDF item: its content is the statement (the PDF's hash and the resolved signature
+        specification, RFC 8785), so the intention binds the PDF and where and how it is
+        signed."""
+        scene = self.scenes.get(item.scene)
+        summary = self._summary(item)
+        content = rfc8785.dumps(statement)
+        return PreparedItem(
+            scene.code,
+            summary,
+            item.record_id,
+            "pdf",
+            content,
+            "sha256",
+            content_digest("sha256", content),
+        )
+
+    def _summary(self, item: ItemInput) -> str:
+        summary = item.summary.strip()
+        if not summary:
+            raise InputError("summary must say what is signed")
+        if len(summary) > self.limits.max_summary_chars:
+            raise RecordTooLargeError(f"summary over {self.limits.max_summary_chars} characters")
+        if not item.record_id.strip() or len(item.record_id) > 200:
+            raise InputError("record_id must be 1 to 200 characters")
+        if _CONTROL.search(item.record_id) or _CONTROL.search(summary.replace("\n", "")):
+            raise InputError("summary and record_id must not contain control characters")
+        return summary
 
     def prepare_void(self, original: SignRequestRow, reason: str, signer: Signer) -> PreparedItem:
         """The void statement for a signed item: a JSON record naming the original, its

@@ -26,25 +26,19 @@ from medsign.api.verify_schemas import VerificationReportPublic
 from medsign.db.tables import SignRequestRow
 from medsign.errors import InputError, MedsignError, NotFoundError
 from medsign.evidence.package import is_package, verify_package
-from medsign.runtime import Runtime
+from medsign.runtime import Runtime, link_token, verification_url
 from medsign.verify import CMSSignature, SignedContent
 from medsign.web.i18n import catalogue, translator
 from medsign.web.phone import CSP, _env, page_json
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v/api", tags=["verify"], responses=PROBLEM_RESPONSES)
-LINK_CONTEXT = "verification-link"
 MAX_UPLOAD = 8 * 1024 * 1024  # base64 characters
-
-
-def link_token(runtime: Runtime, request_id: str) -> str:
-    return runtime.sealer.lookup_digest(request_id, context=LINK_CONTEXT)[:32]
 
 
 def verification_link(runtime: Runtime, request_id: str) -> str:
     """The URL an evidence report's QR code opens."""
-    token = link_token(runtime, request_id)
-    return f"{runtime.settings.public_base_url}/v/r/{request_id}/{token}"
+    return verification_url(runtime.settings.public_base_url, runtime.sealer, request_id)
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -67,7 +61,7 @@ def upload_page(request: Request) -> Response:
 
 @router.get("/v/r/{request_id}/{token}", response_class=HTMLResponse)
 def request_page(request_id: str, token: str, request: Request, runtime: RuntimeDep) -> Response:
-    if not hmac.compare_digest(token.encode(), link_token(runtime, request_id).encode()):
+    if not hmac.compare_digest(token.encode(), link_token(runtime.sealer, request_id).encode()):
         return _page(request, "result.html", status=404, report=None, request_info=None)
     try:
         report, info = verify_stored(runtime, request_id)

@@ -61,6 +61,12 @@ class ApplicationUpdate(BaseModel):
     webhook_url: str | None = Field(
         default=None, max_length=500, description="`null` removes the webhook"
     )
+    seal_purposes: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description='The hospital seals it may apply to PDFs, by purpose: "" is the official'
+        ' seal, e.g. "病案专用章" the medical-record seal; `[]` takes every right away',
+    )
 
 
 class SecretRotationCreate(BaseModel):
@@ -83,6 +89,7 @@ class ApplicationPublic(BaseModel):
     signer_scope: dict[str, Any]
     rate_limit_per_minute: int
     webhook_url: str | None
+    seal_purposes: list[str]
     secret_rotated_at: dt.datetime
     previous_secret_expires_at: dt.datetime | None
     created_at: dt.datetime
@@ -139,6 +146,7 @@ def application_public(app: Application) -> ApplicationPublic:
         signer_scope=app.signer_scope.to_value(),
         rate_limit_per_minute=app.rate_limit_per_minute,
         webhook_url=app.webhook_url,
+        seal_purposes=list(app.seal_purposes),
         secret_rotated_at=app.secret_rotated_at,
         previous_secret_expires_at=app.previous_secret_expires_at,
         created_at=app.created_at,
@@ -227,7 +235,7 @@ def get_application(app_id: str, runtime: RuntimeDep, actor: AdminDep) -> Applic
     f"{ADMIN}/applications/{{app_id}}",
     response_model=ApplicationPublic,
     tags=["admin"],
-    summary="Edit name, description, signer scope, rate limit or webhook URL",
+    summary="Edit name, description, signer scope, rate limit, webhook URL or seal rights",
 )
 def edit_application(
     app_id: str, body: ApplicationUpdate, runtime: RuntimeDep, actor: AdminDep
@@ -242,6 +250,7 @@ def edit_application(
         description=body.description,
         signer_scope=body.signer_scope.to_scope() if body.signer_scope else None,
         rate_limit_per_minute=body.rate_limit_per_minute,
+        seal_purposes=body.seal_purposes,
         actor=actor,
         **kwargs,
     )

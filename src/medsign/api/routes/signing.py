@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections import OrderedDict
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from medsign.api.auth import ApplicationDep, AuthenticatedApplication
 from medsign.api.deps import RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.signing_schemas import (
+    DocumentPublic,
     IntentConfirm,
     IntentCreate,
     IntentItemPublic,
@@ -47,7 +49,7 @@ router = APIRouter(prefix="/api/v1", tags=["signing"], responses=PROBLEM_RESPONS
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)]
 
 
-class _Caller:
+class AppCaller:
     """Adapts the authenticated application to the workflow's ``Caller``."""
 
     def __init__(self, app: AuthenticatedApplication) -> None:
@@ -59,7 +61,7 @@ class _Caller:
         return may_address(self._app, department, staff_id)
 
 
-def _key(header: str | None, body: str | None) -> str:
+def idempotency_key_of(header: str | None, body: str | None) -> str:
     key = header or body
     if not key:
         raise InputError("an idempotency key is required (Idempotency-Key header or body field)")
@@ -68,7 +70,7 @@ def _key(header: str | None, body: str | None) -> str:
     return key
 
 
-def _expires(seconds: int | None) -> dt.timedelta | None:
+def ttl(seconds: int | None) -> dt.timedelta | None:
     return None if seconds is None else dt.timedelta(seconds=seconds)
 
 
@@ -101,14 +103,16 @@ def _certificate(runtime: Runtime, certificate_id: str) -> tuple[str, str, list[
     return found
 
 
-def _public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
+def request_public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
     signature = None
-    if request.signature is not None and request.certificate_id is not None:
-        assert request.cms and request.timestamp_token and request.timestamp_time
+    if request.cms is not None and request.certificate_id is not None:
+        assert request.timestamp_token and request.timestamp_time
         certificate_pem, serial, chain_pem = _certificate(runtime, request.certificate_id)
         signature = SignaturePublic(
             scheme=request.signature_scheme or "",
-            value=base64.b64encode(request.signature).decode(),
+            value=None
+            if request.signature is None
+            else base64.b64encode(request.signature).decode(),
             cms=base64.b64encode(request.cms).decode(),
             timestamp_token=base64.b64encode(request.timestamp_token).decode(),
             timestamp_time=request.timestamp_time,
@@ -137,6 +141,33 @@ def _public(runtime: Runtime, request: SignRequest) -> SignRequestPublic:
         phone_url=_phone_url(runtime, request.id),
         verification_url=verification_link(runtime, request.id) if signature else None,
         signature=signature,
+        document=_document(runtime, request) if request.content_kind == "pdf" else None,
+    )
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
+
+
+def _document(runtime: Runtime, request: SignRequest) -> DocumentPublic:
+    """From the request's statement (its content); the signed PDF's hash from the store."""
+    assert request.content is not None
+    statement = json.loads(request.content)
+    signed_sha256 = None
+    if request.state in ("signed", "voided"):
+        signed_sha256 = runtime.workflow.signed_document_sha256(request.id)
+    return DocumentPublic(
+        pdf_sha256=statement["pdf_sha256"],
+        pdf_bytes=statement["pdf_bytes"],
+        pages=statement["pages"],
+        field=statement["field"],
+        page=statement["page"],
+        rect=statement["rect"],
+        level=statement["level"],
+        certify=statement["certify"],
+        signed_pdf_sha256=signed_sha256,
+        download_url=f"{runtime.settings.public_base_url}/api/v1/sign-requests/{request.id}"
+        "/document.pdf",
     )
 
 
@@ -158,17 +189,17 @@ def open_request(
     idempotency_key: IdempotencyHeader = None,
 ) -> SignRequestPublic:
     result = runtime.workflow.open(
-        _Caller(app),
+        AppCaller(app),
         body.employee_no,
         [_item(body)],
-        idempotency_key=_key(idempotency_key, body.idempotency_key),
+        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
         as_batch=False,
-        expires_in=_expires(body.expires_in_seconds),
+        expires_in=ttl(body.expires_in_seconds),
     )
     if result.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    return _public(runtime, result.requests[0])
+    return request_public(runtime, result.requests[0])
 
 
 @router.post(
@@ -185,19 +216,19 @@ def open_batch(
     idempotency_key: IdempotencyHeader = None,
 ) -> SignBatchPublic:
     result = runtime.workflow.open(
-        _Caller(app),
+        AppCaller(app),
         body.employee_no,
         [_item(i) for i in body.items],
-        idempotency_key=_key(idempotency_key, body.idempotency_key),
+        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
         as_batch=True,
-        expires_in=_expires(body.expires_in_seconds),
+        expires_in=ttl(body.expires_in_seconds),
     )
     if result.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
     assert result.batch_id is not None
     return SignBatchPublic(
-        batch_id=result.batch_id, requests=[_public(runtime, r) for r in result.requests]
+        batch_id=result.batch_id, requests=[request_public(runtime, r) for r in result.requests]
     )
 
 
@@ -207,7 +238,7 @@ def open_batch(
     summary="Poll one request (with its signature once signed)",
 )
 def get_request(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
-    return _public(runtime, runtime.workflow.get(_Caller(app), request_id))
+    return request_public(runtime, runtime.workflow.get(AppCaller(app), request_id))
 
 
 @router.get(
@@ -219,7 +250,7 @@ def get_request(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> Si
 def evidence_package(
     request_id: str, runtime: RuntimeDep, app: ApplicationDep, content: bool = False
 ) -> Response:
-    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    found = runtime.workflow.get(AppCaller(app), request_id)  # only the application's own
     data = build_package(runtime, found.id, include_content=content, application_id=app.id)
     return Response(
         data,
@@ -238,7 +269,7 @@ def evidence_package(
     responses={200: {"content": {REPORT_MEDIA_TYPE: {}}}},
 )
 def evidence_report(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> Response:
-    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    found = runtime.workflow.get(AppCaller(app), request_id)  # only the application's own
     data = render_report(
         runtime,
         found.id,
@@ -264,7 +295,7 @@ def evidence_report(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -
 def request_qr(
     request_id: str, kind: Literal["svg", "png"], runtime: RuntimeDep, app: ApplicationDep
 ) -> Response:
-    found = runtime.workflow.get(_Caller(app), request_id)  # only the application's own
+    found = runtime.workflow.get(AppCaller(app), request_id)  # only the application's own
     url = _phone_url(runtime, found.id)
     headers = {"Cache-Control": "no-store"}
     if kind == "svg":
@@ -274,8 +305,10 @@ def request_qr(
 
 @router.get("/sign-batches/{batch_id}", response_model=SignBatchPublic, summary="Poll a batch")
 def get_batch(batch_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignBatchPublic:
-    requests = runtime.workflow.get_batch(_Caller(app), batch_id)
-    return SignBatchPublic(batch_id=batch_id, requests=[_public(runtime, r) for r in requests])
+    requests = runtime.workflow.get_batch(AppCaller(app), batch_id)
+    return SignBatchPublic(
+        batch_id=batch_id, requests=[request_public(runtime, r) for r in requests]
+    )
 
 
 @router.get(
@@ -284,7 +317,9 @@ def get_batch(batch_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignBa
     summary="Requests waiting for this signer",
 )
 def pending(employee_no: str, runtime: RuntimeDep, app: ApplicationDep) -> list[SignRequestPublic]:
-    return [_public(runtime, r) for r in runtime.workflow.pending(_Caller(app), employee_no)]
+    return [
+        request_public(runtime, r) for r in runtime.workflow.pending(AppCaller(app), employee_no)
+    ]
 
 
 @router.post(
@@ -293,7 +328,7 @@ def pending(employee_no: str, runtime: RuntimeDep, app: ApplicationDep) -> list[
     summary="Withdraw a pending request",
 )
 def cancel(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignRequestPublic:
-    return _public(runtime, runtime.workflow.cancel(_Caller(app), request_id))
+    return request_public(runtime, runtime.workflow.cancel(AppCaller(app), request_id))
 
 
 @router.post(
@@ -303,9 +338,9 @@ def cancel(request_id: str, runtime: RuntimeDep, app: ApplicationDep) -> SignReq
 )
 def reject(body: RejectCreate, runtime: RuntimeDep, app: ApplicationDep) -> list[SignRequestPublic]:
     rejected = runtime.workflow.reject(
-        _Caller(app), body.employee_no, body.request_ids, body.reason
+        AppCaller(app), body.employee_no, body.request_ids, body.reason
     )
-    return [_public(runtime, r) for r in rejected]
+    return [request_public(runtime, r) for r in rejected]
 
 
 @router.post(
@@ -323,15 +358,15 @@ def void(
     idempotency_key: IdempotencyHeader = None,
 ) -> SignRequestPublic:
     result = runtime.workflow.request_void(
-        _Caller(app),
+        AppCaller(app),
         request_id,
         body.reason,
-        idempotency_key=_key(idempotency_key, body.idempotency_key),
-        expires_in=_expires(body.expires_in_seconds),
+        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
+        expires_in=ttl(body.expires_in_seconds),
     )
     if result.replayed:
         response.status_code = status.HTTP_200_OK
-    return _public(runtime, result.requests[0])
+    return request_public(runtime, result.requests[0])
 
 
 @router.post(
@@ -341,7 +376,7 @@ def void(
     summary="Ask the signer to confirm exactly these items (PIN or SMS code)",
 )
 def start_intent(body: IntentCreate, runtime: RuntimeDep, app: ApplicationDep) -> IntentPublic:
-    caller = _Caller(app)
+    caller = AppCaller(app)
     request_ids = list(body.request_ids)
     if body.batch_id is not None:
         request_ids += [
@@ -386,7 +421,7 @@ async def confirm_intent(
     assert secret is not None
     client = (request.client.host if request.client else "")[:64]
     signed = await run_in_threadpool(
-        runtime.workflow.confirm, _Caller(app), intent_id, secret, client=f"app:{app.id}@{client}"
+        runtime.workflow.confirm, AppCaller(app), intent_id, secret, client=f"app:{app.id}@{client}"
     )
     return SignedResultPublic(
         signed=[
