@@ -131,6 +131,15 @@ def test_a_pdf_is_signed_after_the_pin_and_every_tool_accepts_it(
     assert status.intact and status.valid and status.trusted, status.pretty_print_details()
     assert status.timestamp_validity is not None and status.timestamp_validity.valid
     assert "Verification: OK" in openssl_ts_verify(tmp_path, polled["signature"], runtime)
+    # medsign's own verifier: passed, the signing time proven by the signature timestamp.
+    verified = his.request(
+        "POST", "/api/v1/verify", json={"type": "pdf", "pdf": base64.b64encode(signed).decode()}
+    )
+    assert verified.status_code == 200, verified.text
+    report = verified.json()
+    assert report["indication"] == "passed", report
+    (entry,) = report["signatures"]
+    assert entry["signature"]["signing_time_source"] == "timestamp"
     # Kept for a human to look at: the visible signature on page 1.
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -330,3 +339,52 @@ def test_a_field_already_signed_is_refused(his: Any, signers: dict[str, str]) ->
         his, signers["ec-p256-b"], "twice-2", signed, placement={"field_name": "Signature1"}
     )
     assert again.status_code == 409 and again.json()["code"] == "field-already-signed"
+
+
+def test_the_signature_goes_next_to_the_anchor_text(
+    his: Any, signers: dict[str, str], runtime: Any, roots: list[bytes]
+) -> None:
+    pdf = discharge_pdf(2)
+    opened = open_document(
+        his,
+        signers["ec-p256"],
+        "anchor-1",
+        pdf,
+        placement={"anchor": "医师签名：", "anchor_occurrence": 2, "width": 150, "height": 40},
+    )
+    assert opened.status_code == 201, opened.text
+    document = opened.json()["document"]
+    # The second occurrence is on page 2; the box starts right of the label's baseline row.
+    assert document["page"] == 2
+    x1, y1, x2, y2 = document["rect"]
+    assert 72 < x1 < 200 and round(x2 - x1) == 150 and round(y2 - y1) == 40
+    assert y1 < 130 < y2  # the label is drawn at y = 120
+    confirmed = sign(his, signers["ec-p256"], [opened.json()["id"]])
+    assert confirmed.status_code == 200, confirmed.text
+    signed = his.request("GET", f"/api/v1/sign-requests/{opened.json()['id']}/document.pdf")
+    status = validate_pdf_signature(
+        PdfFileReader(io.BytesIO(signed.content)).embedded_signatures[0], context(roots, runtime)
+    )
+    assert status.intact and status.valid and status.trusted
+
+    missing = open_document(
+        his, signers["ec-p256"], "anchor-2", pdf, placement={"anchor": "护士签名："}
+    )
+    assert missing.status_code == 422 and missing.json()["code"] == "anchor-not-found"
+    assert "护士签名：" in missing.json()["detail"]
+
+
+def test_a_pdf_over_the_configured_limit_is_refused(
+    his: Any, signers: dict[str, str], runtime: Any
+) -> None:
+    signer = runtime.workflow.documents.signer
+    limit = signer.max_bytes
+    signer.max_bytes = 16 * 1024
+    try:
+        big = discharge_pdf(40)
+        assert len(big) > signer.max_bytes
+        answer = open_document(his, signers["ec-p256"], "too-big", big)
+    finally:
+        signer.max_bytes = limit
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["code"] == "pdf-too-large"

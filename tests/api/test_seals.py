@@ -239,3 +239,49 @@ def test_an_interrupted_job_resumes_without_sealing_a_record_twice(runtime: Any)
             .where(EvidenceEventRow.record.contains(f'"{job.id}"'))
         )
     assert applied == 5
+
+
+def _scan(png: bytes, *, grey: bool = False) -> str:
+    """A seal as a scanner sees it: on white paper, JPEG."""
+    from PIL import Image
+
+    seal = Image.open(io.BytesIO(png)).convert("RGBA")
+    paper = Image.new("RGBA", seal.size, (250, 250, 246, 255))
+    paper.alpha_composite(seal)
+    picture = paper.convert("L" if grey else "RGB")
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_an_administrator_uploads_the_seal_image_it_then_seals_with(
+    client: TestClient, admin_headers: dict[str, str], archive: Any
+) -> None:
+    from medsign.documents.images import render_seal
+
+    drawn = render_seal("示例人民医院", purpose="处方专用章", dpi=300).png
+    uploaded = client.put(
+        "/admin/v1/seal-images",
+        headers=admin_headers,
+        json={"purpose": "处方专用章", "image": _scan(drawn), "width_mm": 40},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    body = uploaded.json()
+    assert body["purpose"] == "处方专用章" and body["width_mm"] == 40
+    current = client.get(
+        "/admin/v1/seal-images/current.png", headers=admin_headers, params={"purpose": "处方专用章"}
+    )
+    assert hashlib.sha256(current.content).hexdigest() == body["sha256"]
+
+    grey = client.put(
+        "/admin/v1/seal-images",
+        headers=admin_headers,
+        json={"purpose": "处方专用章", "image": _scan(drawn, grey=True)},
+    )
+    assert grey.status_code == 422 and grey.json()["code"] == "seal-not-red"
+    assert client.put("/admin/v1/seal-images", json={"image": _scan(drawn)}).status_code == 401
+    # Still the uploaded one: a refused upload changes nothing.
+    again = client.get(
+        "/admin/v1/seal-images/current.png", headers=admin_headers, params={"purpose": "处方专用章"}
+    )
+    assert again.content == current.content

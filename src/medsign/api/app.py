@@ -21,6 +21,7 @@ from medsign.api.routes import (
     documents,
     enrolment,
     evidence,
+    forms,
     health,
     logins,
     phone,
@@ -151,6 +152,7 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
         signing,
         documents,
         seals,
+        forms,
         logins,
         tsa,
         verify,
@@ -159,6 +161,7 @@ def create_app(runtime: Runtime, *, schedule: bool = True) -> FastAPI:
     ):
         app.include_router(module.router)
     app.include_router(evidence.witness_router)
+    app.include_router(seals.admin_router)
     app.include_router(phone_pages.router)
     app.include_router(verify_pages.router)
     app.include_router(verify_pages.api)

@@ -19,6 +19,7 @@ class PdfEncryptedError(InputError):
 class PdfTooLargeError(InputError):
     code = "pdf-too-large"
     title = "The PDF is over the configured size limit"
+    status = 413
 
 
 class FieldAlreadySignedError(StateError):

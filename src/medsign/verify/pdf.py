@@ -208,10 +208,11 @@ class PdfVerifier:
         self.verifier = verifier
         self.max_bytes = max_bytes
 
-    def verify(self, pdf: bytes) -> PdfReport:
+    def verify(self, pdf: bytes, *, analyse_changes: bool = True) -> PdfReport:
         """The report; raises ``PdfUnreadableError``, ``PdfEncryptedError`` or
-        ``PdfTooLargeError`` (all ``InputError``) for a file that cannot be checked."""
-        facts = inspect_pdf(pdf, max_bytes=self.max_bytes)
+        ``PdfTooLargeError`` (all ``InputError``) for a file that cannot be checked.
+        ``analyse_changes=False``: see ``inspect_pdf`` (later revisions then fail)."""
+        facts = inspect_pdf(pdf, max_bytes=self.max_bytes, analyse_changes=analyse_changes)
         material = _material(facts.dss)
         base = self.verifier
         verifier = Verifier(base.trust, _DSSStatus(base.status, material.crls), base.clock)

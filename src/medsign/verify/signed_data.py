@@ -144,7 +144,7 @@ def signer_scheme(signer: cms.SignerInfo) -> SignatureScheme:
 def signed_attribute(signer: cms.SignerInfo, name: str) -> Any:
     """The single value of a signed attribute, or None if absent (several values: error)."""
     attrs = signer["signed_attrs"]
-    if attrs.native is None:
+    if isinstance(attrs, core.Void):
         return None
     found = [a for a in attrs if a["type"].native == name]
     if not found:
@@ -157,14 +157,16 @@ def signed_attribute(signer: cms.SignerInfo, name: str) -> Any:
 
 
 def unsigned_attributes(signer: cms.SignerInfo, name: str) -> list[Any]:
+    # Never ``attrs.native``: it decodes every timestamp token (certificates and all) into
+    # Python objects, about half a second per signature.
     attrs = signer["unsigned_attrs"]
-    if attrs.native is None:
+    if isinstance(attrs, core.Void):
         return []
     return [value for a in attrs if a["type"].native == name for value in a["values"]]
 
 
 def has_signed_attributes(signer: cms.SignerInfo) -> bool:
-    return signer["signed_attrs"].native is not None
+    return not isinstance(signer["signed_attrs"], core.Void)
 
 
 def signed_attributes_der(signer: cms.SignerInfo) -> bytes:

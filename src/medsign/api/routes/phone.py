@@ -26,6 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from medsign.api.deps import RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.db.tables import ApplicationRow, StaffRow
+from medsign.documents.handwriting import (
+    MAX_PHOTO_BYTES,
+    Handwriting,
+    HandwritingService,
+    check_photo_size,
+)
 from medsign.errors import ForbiddenError, InputError, MedsignError, StateError
 from medsign.identity.devices import PhoneSession, PhoneSessionError
 from medsign.intake.requests import SignRequest
@@ -105,6 +111,26 @@ class MePublic(BaseModel):
     methods: list[str] = Field(description="Intention methods this signer can use")
 
 
+class PhoneDocumentPublic(BaseModel):
+    """A PDF request's statement as the signer reads it: which PDF (its hash and size), where
+    the signature goes and how it looks. The intention binds exactly this."""
+
+    pdf_sha256: str
+    pdf_bytes: int
+    pages: int
+    field: str
+    page: int | None = Field(description="Page of the signature, 1 the first")
+    rect: list[float] | None
+    level: str = Field(description="PAdES level: B-T, B-LT or B-LTA")
+    certify: int | None = Field(description="DocMDP permission when this certifies the PDF")
+    reason: str | None
+    location: str | None
+    visible: bool
+    handwriting: bool = Field(description="The appearance shows the handwritten signature")
+    qr: bool
+    url: str = Field(description="GET: the PDF itself (the signed one once signed)")
+
+
 class RequestPublic(BaseModel):
     id: str
     application: str
@@ -114,7 +140,11 @@ class RequestPublic(BaseModel):
     scene_label: str
     summary: str
     record_id: str
+    content_kind: str = Field(description="json, digest or pdf")
     record: Any | None = Field(description="The JSON record that is signed (JSON requests)")
+    document: PhoneDocumentPublic | None = Field(
+        default=None, description="For a PDF request: the PDF and where it is signed"
+    )
     digest_algorithm: str
     digest: str
     state: str
@@ -227,6 +257,23 @@ class Done(BaseModel):
     ok: bool = True
 
 
+class HandwritingPublic(BaseModel):
+    id: str
+    state: Literal["proposed", "active", "retired"]
+    sha256: str = Field(description="SHA-256 of the PNG")
+    width: int
+    height: int
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    png_url: str = Field(description="GET: the transparent PNG")
+
+
+class HandwritingImagesPublic(BaseModel):
+    active: HandwritingPublic | None = Field(description="The image PDF signatures show")
+    proposed: HandwritingPublic | None = Field(description="Awaiting confirmation")
+    max_photo_bytes: int
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
@@ -265,6 +312,9 @@ def public_request(names: _Names, r: SignRequest, *, with_record: bool) -> Reque
     record = None
     if with_record and r.content_kind == "json" and r.content is not None:
         record = json.loads(r.content)
+    document = None
+    if r.content_kind == "pdf" and r.content is not None:
+        document = public_document(r.id, json.loads(r.content))
     return RequestPublic(
         id=r.id,
         application=names.application(r.application_id),
@@ -274,7 +324,9 @@ def public_request(names: _Names, r: SignRequest, *, with_record: bool) -> Reque
         scene_label=names.scene(r.scene),
         summary=r.summary,
         record_id=r.record_id,
+        content_kind=r.content_kind,
         record=record,
+        document=document,
         digest_algorithm=r.digest_algorithm,
         digest=r.digest.hex(),
         state=r.state,
@@ -283,6 +335,28 @@ def public_request(names: _Names, r: SignRequest, *, with_record: bool) -> Reque
         expires_at=r.expires_at,
         signed_at=r.signed_at,
         timestamp_time=r.timestamp_time,
+    )
+
+
+def public_document(request_id: str, statement: dict[str, Any]) -> PhoneDocumentPublic:
+    """From the request's statement (its content, which the intention binds), not from the
+    PDF: the signer reads what they will be held to."""
+    appearance = statement["appearance"]
+    return PhoneDocumentPublic(
+        pdf_sha256=statement["pdf_sha256"],
+        pdf_bytes=statement["pdf_bytes"],
+        pages=statement["pages"],
+        field=statement["field"],
+        page=statement["page"],
+        rect=statement["rect"],
+        level=statement["level"],
+        certify=statement["certify"],
+        reason=statement.get("reason"),
+        location=statement.get("location"),
+        visible=bool(appearance["visible"]),
+        handwriting=bool(appearance["handwriting"]),
+        qr=bool(appearance["qr"]),
+        url=f"/m/api/requests/{request_id}/document.pdf",
     )
 
 
@@ -382,6 +456,34 @@ def request_detail(
     names = _Names(runtime, lang_of(request))
     found = runtime.workflow.signer_request(session.staff_id, request_id)
     return public_request(names, found, with_record=True)
+
+
+@router.get(
+    "/requests/{request_id}/document.pdf",
+    summary="The PDF of one of my PDF requests: as submitted while pending, signed once signed",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def request_document(
+    request_id: Annotated[str, Field(min_length=1, max_length=64)],
+    session: PhoneDep,
+    runtime: RuntimeDep,
+) -> Response:
+    document = runtime.workflow.signer_document(session.staff_id, request_id)
+    signed = document.signed is not None
+    data = document.signed if document.signed is not None else document.original
+    name = f"{request_id}{'-signed' if signed else ''}.pdf"
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            # inline: the phone's own viewer opens it; the clinician reads before signing.
+            "Content-Disposition": f'inline; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Medsign-Document": "signed" if signed else "original",
+        },
+    )
 
 
 @router.post(
@@ -650,4 +752,138 @@ def revoke_device(
     runtime: RuntimeDep,
 ) -> Done:
     runtime.phone.revoke_device(session.staff_id, device_id, actor=_actor(session))
+    return Done()
+
+
+# -- handwritten signature ---------------------------------------------------------------------
+
+
+def handwriting_service(runtime: Runtime) -> HandwritingService:
+    # Stateless over the database and the clock: cheap to make per call.
+    return HandwritingService(runtime.database, runtime.clock)
+
+
+def handwriting_public(h: Handwriting) -> HandwritingPublic:
+    return HandwritingPublic(
+        id=h.id,
+        state=h.state,
+        sha256=h.sha256,
+        width=h.width,
+        height=h.height,
+        created_at=h.created_at,
+        decided_at=h.decided_at,
+        png_url=f"/m/api/handwriting/{h.id}.png",
+    )
+
+
+async def _read_photo(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_photo_size(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        # Checked while streaming too: a chunked body declares no length up front.
+        check_photo_size(size)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get(
+    "/handwriting",
+    response_model=HandwritingImagesPublic,
+    summary="My handwritten signature: the active image and a proposal awaiting confirmation",
+)
+def handwriting(
+    session: PhoneDep, runtime: RuntimeDep, response: Response
+) -> HandwritingImagesPublic:
+    response.headers.update(_NO_STORE)
+    images = handwriting_service(runtime).images(session.staff_id)
+    return HandwritingImagesPublic(
+        active=handwriting_public(images.active) if images.active else None,
+        proposed=handwriting_public(images.proposed) if images.proposed else None,
+        max_photo_bytes=MAX_PHOTO_BYTES,
+    )
+
+
+@router.post(
+    "/handwriting",
+    response_model=HandwritingPublic,
+    status_code=201,
+    dependencies=_WRITE,
+    summary="Upload a photo of my signature on white paper; the cut-out ink becomes a proposal",
+    description="The body is the photo itself (JPEG or PNG bytes, e.g. `Content-Type:"
+    f" image/jpeg`), at most {MAX_PHOTO_BYTES} bytes. The answer is the proposal: look at its"
+    " PNG, then confirm or discard it. Refusals: `image-too-large` (413), `image-unreadable`,"
+    " `image-too-small`, `image-too-dark`, `no-ink-found` (422).",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def propose_handwriting(
+    request: Request, session: PhoneDep, runtime: RuntimeDep
+) -> HandwritingPublic:
+    photo = await _read_photo(request)
+    # Image filtering is CPU work: off the event loop.
+    proposed = await run_in_threadpool(
+        handwriting_service(runtime).propose, session.staff_id, photo, actor=_actor(session)
+    )
+    return handwriting_public(proposed)
+
+
+@router.get(
+    "/handwriting/{image_id}.png",
+    summary="One of my handwritten-signature images (transparent PNG)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def handwriting_png(
+    image_id: Annotated[str, Field(min_length=1, max_length=64)],
+    session: PhoneDep,
+    runtime: RuntimeDep,
+) -> Response:
+    png = handwriting_service(runtime).png(session.staff_id, image_id)
+    return Response(
+        png,
+        media_type="image/png",
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@router.post(
+    "/handwriting/{image_id}/confirm",
+    response_model=HandwritingPublic,
+    dependencies=_WRITE,
+    summary="Confirm my proposal: it becomes the image my PDF signatures show",
+)
+def confirm_handwriting(
+    image_id: Annotated[str, Field(min_length=1, max_length=64)],
+    session: PhoneDep,
+    runtime: RuntimeDep,
+) -> HandwritingPublic:
+    confirmed = handwriting_service(runtime).confirm(
+        session.staff_id, image_id, actor=_actor(session)
+    )
+    return handwriting_public(confirmed)
+
+
+@router.delete(
+    "/handwriting/{image_id}",
+    response_model=Done,
+    dependencies=_WRITE,
+    summary="Discard my proposal (the active image stays until another is confirmed)",
+)
+def discard_handwriting(
+    image_id: Annotated[str, Field(min_length=1, max_length=64)],
+    session: PhoneDep,
+    runtime: RuntimeDep,
+) -> Done:
+    handwriting_service(runtime).discard(session.staff_id, image_id, actor=_actor(session))
     return Done()

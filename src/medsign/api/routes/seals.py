@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 from typing import Literal
 
 from fastapi import APIRouter, Response, status
@@ -15,14 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from medsign.api.auth import ApplicationDep, DocumentApplicationDep
-from medsign.api.deps import RuntimeDep
+from medsign.api.deps import AdminDep, RuntimeDep
 from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.routes.documents import PDF_MEDIA_TYPE
 from medsign.api.signing_schemas import IDEMPOTENCY_KEY
 from medsign.documents.errors import PdfUnreadableError
+from medsign.documents.images import prepare_uploaded_seal
 from medsign.documents.sealing import SealJob, SealOptions, check_purpose
 from medsign.documents.signing import Level
-from medsign.errors import ForbiddenError, InputError
+from medsign.errors import ForbiddenError, InputError, NotFoundError
+from medsign.evidence import record_event
+from medsign.identity.organizations import list_organizations
+from medsign.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["seals"], responses=PROBLEM_RESPONSES)
 MAX_RECORDS_PER_CALL = 200
@@ -206,3 +211,89 @@ def sealed_record(job_id: str, position: int, runtime: RuntimeDep, app: Applicat
             "Cache-Control": "no-store",
         },
     )
+
+
+# -- the seal images (administrators) ---------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin/v1", tags=["admin"], responses=PROBLEM_RESPONSES)
+
+
+class SealImageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(default="", max_length=20, description='"" the official seal')
+    image: str = Field(
+        min_length=8, description="A scan or photo of the seal on white paper (PNG/JPEG), base64"
+    )
+    width_mm: float = Field(
+        default=42.0, ge=20, le=60, description="The seal's real diameter (42 official, 40 special)"
+    )
+    organization_id: str | None = Field(default=None, max_length=64)
+
+
+class SealImagePublic(BaseModel):
+    id: str
+    purpose: str
+    sha256: str
+    width_mm: float
+    height_mm: float
+
+
+def _organization_id(runtime: Runtime, given: str | None) -> str:
+    organizations = list_organizations(runtime.database)
+    if given is not None:
+        if not any(o.id == given for o in organizations):
+            raise NotFoundError(f"no organisation {given}")
+        return given
+    if len(organizations) != 1:
+        raise InputError("name the organisation (organization_id)")
+    return organizations[0].id
+
+
+@admin_router.put(
+    "/seal-images",
+    response_model=SealImagePublic,
+    summary="Upload the image of a seal (white becomes transparent, red kept, true size)",
+)
+def put_seal_image(body: SealImageCreate, runtime: RuntimeDep, actor: AdminDep) -> SealImagePublic:
+    purpose = check_purpose(body.purpose)
+    organization_id = _organization_id(runtime, body.organization_id)
+    try:
+        raw = base64.b64decode(body.image, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError("image is not base64") from exc
+    seal = prepare_uploaded_seal(raw, width_mm=body.width_mm)
+    with runtime.database.session() as session:
+        image_id = runtime.seal_images.replace(session, organization_id, purpose, seal.png)
+        record_event(
+            session,
+            runtime.clock.now(),
+            "seal:image",
+            image_id=image_id,
+            organization_id=organization_id,
+            actor=actor,
+            sha256=hashlib.sha256(seal.png).hexdigest(),
+        )
+    return SealImagePublic(
+        id=image_id,
+        purpose=purpose,
+        sha256=hashlib.sha256(seal.png).hexdigest(),
+        width_mm=round(seal.width_mm, 2),
+        height_mm=round(seal.height_mm, 2),
+    )
+
+
+@admin_router.get(
+    "/seal-images/current.png",
+    summary="The seal image in use for a purpose (drawn in the standard form if none uploaded)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def get_seal_image(
+    runtime: RuntimeDep, actor: AdminDep, purpose: str = "", organization_id: str | None = None
+) -> Response:
+    purpose = check_purpose(purpose)
+    organization_id = _organization_id(runtime, organization_id)
+    organization = next(o for o in list_organizations(runtime.database) if o.id == organization_id)
+    with runtime.database.session() as session:
+        png = runtime.seal_images.active(session, organization_id, organization.name, purpose)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
