@@ -11,21 +11,18 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from medsign.errors import ConfigurationError, InputError
+from medsign.fonts import Face, cjk_font
 
 POINTS_PER_INCH = 72
 DEFAULT_DPI = 300
 MAX_LINES = 4
 MAX_LINE_CHARS = 60
 MAX_IMAGE_PIXELS = 40_000_000
-_FONT_DIRS = ("/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto")
-_FONT_FILES = ("NotoSansCJK-Regular.ttc", "NotoSansCJK-Regular.otf", "NotoSansCJKsc-Regular.otf")
 _INK = (20, 20, 20, 255)
 
 
@@ -100,7 +97,7 @@ def _text(canvas: Image.Image, lines: Sequence[str], box: tuple[int, int, int, i
     if width <= 0:
         return
     size = max(6, int(height / (len(lines) * 1.3)))
-    path, index = cjk_font()
+    path, index = _font_file()
     # Shrink until the longest line fits the width.
     while size > 6:
         font = ImageFont.truetype(path, size, index=index)
@@ -116,24 +113,11 @@ def _text(canvas: Image.Image, lines: Sequence[str], box: tuple[int, int, int, i
         y += line_height
 
 
-@cache
-def cjk_font() -> tuple[str, int]:
-    """The Simplified Chinese face of Noto Sans CJK (Debian ``fonts-noto-cjk``) and its index
-    in the collection."""
-    for directory in _FONT_DIRS:
-        for name in _FONT_FILES:
-            path = Path(directory) / name
-            if not path.is_file():
-                continue
-            for index in range(10):
-                try:
-                    family, _ = ImageFont.truetype(str(path), 12, index=index).getname()
-                except OSError:
-                    break
-                if family is not None and family.endswith(" SC"):
-                    return str(path), index
-            return str(path), 0
-    raise ConfigurationError("no CJK font found: install Debian's fonts-noto-cjk")
+def _font_file() -> tuple[str, int]:
+    font = cjk_font(Face.SANS)
+    if not font.embedded:
+        raise ConfigurationError("no CJK font found: install Debian's fonts-noto-cjk")
+    return font.path, font.index
 
 
-__all__ = ["AppearanceSpec", "cjk_font", "render_appearance"]
+__all__ = ["AppearanceSpec", "render_appearance"]
