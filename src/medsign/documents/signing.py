@@ -32,8 +32,11 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import ExternalSigner, PdfCMSSignedAttributes, Signer
+from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.validation.dss import async_add_validation_info
 from pyhanko.stamp import StaticStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -327,44 +330,12 @@ class PdfSigner:
         if spec.level is not Level.B_T and validation is None:
             raise InputError(f"{spec.level} needs validation material")
         try:
-            writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=True)
-            meta = signers.PdfSignatureMetadata(
-                field_name=spec.field_name,
-                md_algorithm="sha256",
-                subfilter=fields.SigSeedSubFilter.PADES,
-                reason=spec.reason,
-                location=spec.location,
-                name=spec.signer_name,
-                certify=spec.certify is not None,
-                docmdp_permissions=fields.MDPPerm(spec.certify or 2),
-                embed_validation_info=spec.level is not Level.B_T,
-                use_pades_lta=spec.level is Level.B_LTA,
-                validation_context=_context(validation, at) if validation else None,
-            )
-            for stamp in spec.page_stamps:
-                _apply_stamp(writer, stamp)
-            for empty in spec.empty_fields:
-                fields.append_signature_field(
-                    writer,
-                    fields.SigFieldSpec(
-                        sig_field_name=empty.name,
-                        on_page=empty.place.page,
-                        box=_int_box(empty.place.box),
-                    ),
-                )
-            new_field = None
-            if spec.new_field is not None:
-                new_field = fields.SigFieldSpec(
-                    sig_field_name=spec.field_name,
-                    on_page=spec.new_field.page,
-                    box=_int_box(spec.new_field.box),
-                )
-            pdf_signer = signers.PdfSigner(
-                meta,
-                signer=_KeyStoreSigner(key),
-                timestamper=self._timestamper,
-                stamp_style=_stamp_style(spec.appearance_png),
-                new_field_spec=new_field,
+            writer, pdf_signer = self._setup(
+                data,
+                spec,
+                _KeyStoreSigner(key),
+                context=_context(validation, at) if validation else None,
+                embed=spec.level is not Level.B_T,
             )
             output, cms_der, document_digest = _sign(pdf_signer, writer, at)
         except SigningError as exc:
@@ -372,6 +343,201 @@ class PdfSigner:
         except PdfError as exc:
             raise PdfUnreadableError(f"the PDF cannot be signed: {_short(exc)}") from exc
         return _result(output, spec.field_name, cms_der, document_digest)
+
+    def prepare_external(
+        self,
+        data: bytes,
+        spec: SignatureSpec,
+        certificate_der: bytes,
+        chain_der: Sequence[bytes],
+        *,
+        at: dt.datetime,
+    ) -> PreparedSignature:
+        """The first half of a signature made by a key medsign does not hold (a phone's):
+        the document with its signature dictionary and a reserved /Contents, and the CMS
+        signed attributes the key must sign (SHA-256 of their DER). Nothing is stored here;
+        the caller keeps the result until ``finish_external``."""
+        info = read_pdf(data, max_bytes=self.max_bytes, digest=False)
+        check_spec(info, spec)
+        key = SigningKey.for_certificate(certificate_der, chain_der, _no_signature)
+        external = _external(key, bytes(key.signature_size))
+        out: list[PreparedSignature] = []
+
+        async def run() -> None:
+            writer, pdf_signer = self._setup(data, spec, external, context=None, embed=False)
+            session = pdf_signer.init_signing_session(writer)
+            session.system_time = at
+            reserved = await session.estimate_signature_container_size(None)
+            tbs = session.prepare_tbs_document(validation_info=None, bytes_reserved=reserved)
+            prepared, output = tbs.digest_tbs_document(in_place=True)
+            assert isinstance(output, io.BytesIO)
+            attributes = await external.signed_attrs(
+                prepared.document_digest,
+                "sha256",
+                attr_settings=PdfCMSSignedAttributes(signing_time=at),
+                use_pades=True,
+            )
+            out.append(
+                PreparedSignature(
+                    pdf=output.getvalue(),
+                    signed_attributes=attributes.dump(),
+                    document_digest=prepared.document_digest,
+                    region=(prepared.reserved_region_start, prepared.reserved_region_end),
+                    field_name=spec.field_name,
+                    level=spec.level,
+                )
+            )
+
+        try:
+            asyncio.run(run())
+        except SigningError as exc:
+            raise DocumentLockedError(f"pyHanko refused to sign: {_short(exc)}") from exc
+        except PdfError as exc:
+            raise PdfUnreadableError(f"the PDF cannot be signed: {_short(exc)}") from exc
+        return out[0]
+
+    def finish_external(
+        self,
+        prepared: PreparedSignature,
+        certificate_der: bytes,
+        chain_der: Sequence[bytes],
+        signature: bytes,
+        *,
+        at: dt.datetime,
+        validation: ValidationMaterial | None = None,
+    ) -> SignedPdf:
+        """The second half: the CMS around the key's ``signature`` (DER) over
+        ``prepared.signed_attributes``, its signature timestamp, embedded in the reserved
+        /Contents; then the DSS (B-LT) and the document timestamp (B-LTA). The caller has
+        checked the signature against the certificate."""
+        if prepared.level is not Level.B_T and validation is None:
+            raise InputError(f"{prepared.level} needs validation material")
+        key = SigningKey.for_certificate(certificate_der, chain_der, _no_signature)
+        external = _external(key, signature)
+        out: list[tuple[bytes, bytes]] = []
+
+        async def run() -> None:
+            attributes = cms.CMSAttributes.load(prepared.signed_attributes)
+            content = await external.async_sign_prescribed_attributes(
+                "sha256", attributes, timestamper=self._timestamper
+            )
+            output = io.BytesIO(prepared.pdf)
+            start, end = prepared.region
+            digest = PreparedByteRangeDigest(prepared.document_digest, start, end)
+            await PdfTBSDocument.async_finish_signing(output, digest, content)
+            pdf = output.getvalue()
+            if prepared.level is not Level.B_T:
+                assert validation is not None
+                pdf = await _long_term(pdf, prepared, _context(validation, at), self._timestamper)
+            out.append((pdf, content.dump()))
+
+        try:
+            asyncio.run(run())
+        except PdfError as exc:
+            raise PdfUnreadableError(f"the PDF cannot be finished: {_short(exc)}") from exc
+        pdf, cms_der = out[0]
+        return _result(pdf, prepared.field_name, cms_der, prepared.document_digest)
+
+    def _setup(
+        self,
+        data: bytes,
+        spec: SignatureSpec,
+        signer: Signer,
+        *,
+        context: ValidationContext | None,
+        embed: bool,
+    ) -> tuple[IncrementalPdfFileWriter, signers.PdfSigner]:
+        """The incremental writer (with page stamps and prepared fields added) and pyHanko's
+        signer for ``spec``."""
+        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=True)
+        meta = signers.PdfSignatureMetadata(
+            field_name=spec.field_name,
+            md_algorithm="sha256",
+            subfilter=fields.SigSeedSubFilter.PADES,
+            reason=spec.reason,
+            location=spec.location,
+            name=spec.signer_name,
+            certify=spec.certify is not None,
+            docmdp_permissions=fields.MDPPerm(spec.certify or 2),
+            embed_validation_info=embed,
+            use_pades_lta=embed and spec.level is Level.B_LTA,
+            validation_context=context,
+        )
+        for stamp in spec.page_stamps:
+            _apply_stamp(writer, stamp)
+        for empty in spec.empty_fields:
+            fields.append_signature_field(
+                writer,
+                fields.SigFieldSpec(
+                    sig_field_name=empty.name,
+                    on_page=empty.place.page,
+                    box=_int_box(empty.place.box),
+                ),
+            )
+        new_field = None
+        if spec.new_field is not None:
+            new_field = fields.SigFieldSpec(
+                sig_field_name=spec.field_name,
+                on_page=spec.new_field.page,
+                box=_int_box(spec.new_field.box),
+            )
+        pdf_signer = signers.PdfSigner(
+            meta,
+            signer=signer,
+            timestamper=self._timestamper,
+            stamp_style=_stamp_style(spec.appearance_png),
+            new_field_spec=new_field,
+        )
+        return writer, pdf_signer
+
+
+@dataclass(frozen=True)
+class PreparedSignature:
+    """A PDF waiting for a signature from a key elsewhere: the document with a zero-filled
+    /Contents at ``region``, and the DER signed attributes that key signs."""
+
+    pdf: bytes
+    signed_attributes: bytes
+    document_digest: bytes
+    region: tuple[int, int]
+    field_name: str
+    level: Level
+
+
+def _no_signature(digest: bytes) -> bytes:
+    raise AssertionError("an external signature is made outside medsign")
+
+
+def _external(key: SigningKey, signature: bytes) -> ExternalSigner:
+    return ExternalSigner(
+        signing_cert=x509.Certificate.load(key.certificate_der),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [x509.Certificate.load(der) for der in key.chain_der]
+        ),
+        signature_value=signature,
+        signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": key.mechanism}),
+    )
+
+
+async def _long_term(
+    pdf: bytes, prepared: PreparedSignature, context: ValidationContext, timestamper: TimeStamper
+) -> bytes:
+    """B-LT: the DSS for the signature (and its timestamp); B-LTA: a document timestamp."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=True)
+    signature = next(
+        s for s in reader.embedded_regular_signatures if s.field_name == prepared.field_name
+    )
+    output = io.BytesIO()
+    await async_add_validation_info(signature, context, output=output)
+    pdf = output.getvalue()
+    if prepared.level is Level.B_LTA:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=True)
+        stamped = io.BytesIO()
+        await signers.PdfTimeStamper(timestamper).async_timestamp_pdf(
+            writer, "sha256", validation_context=context, output=stamped
+        )
+        pdf = stamped.getvalue()
+    return pdf
 
 
 def _apply_stamp(writer: IncrementalPdfFileWriter, stamp: PageStamp) -> None:
@@ -559,6 +725,7 @@ __all__ = [
     "PdfAlgorithmError",
     "PdfInfo",
     "PdfSigner",
+    "PreparedSignature",
     "SignatureField",
     "SignatureSpec",
     "SignedPdf",
