@@ -34,12 +34,16 @@ from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import CertificateRow, DocumentRow, SignRequestRow, StaffRow
 from medsign.documents.service import DocumentService, SignerFace, StoredDocument
-from medsign.documents.signing import PdfAlgorithmError, SignedPdf, SigningKey
+from medsign.documents.signing import (
+    PdfAlgorithmError,
+    PreparedSignature,
+    SignedPdf,
+    SigningKey,
+)
 from medsign.errors import InputError, MedsignError, NotFoundError, StateError
 from medsign.evidence import record_event, record_events
 from medsign.ids import KeyId
 from medsign.intake.errors import (
-    DocumentKeyLocationError,
     RequestNotPendingError,
     SignerNotAllowedError,
 )
@@ -276,11 +280,6 @@ class SigningWorkflow:
                 continue
             if self.documents is None:
                 raise DocumentsUnavailableError("this installation does not sign PDFs")
-            if signer.device_id is not None:
-                raise DocumentKeyLocationError(
-                    "the signer's key is on their phone; PDFs are signed with keys in the key"
-                    " store for now"
-                )
             if signer.family is AlgorithmFamily.SM2:
                 raise PdfAlgorithmError(
                     "SM2 signatures inside PDFs are not supported yet: the signer needs an RSA"
@@ -646,15 +645,54 @@ class SigningWorkflow:
                 )
             }
             rows = [found[rid] for rid in challenge.request_ids if rid in found]
+            prepared = self._prepared_documents(session, staff, material, rows, challenge)
         template = signed_data_template(
             material.certificate_der, list(material.chain_der), material.scheme, "sha256"
         )
         return [
             DevicePayload(
-                r.id, _raw_message(r), template.signed_attributes(r.digest, challenge.created_at)
+                r.id,
+                _raw_message(r),
+                prepared[r.id].signed_attributes
+                if r.id in prepared
+                else template.signed_attributes(r.digest, challenge.created_at),
             )
             for r in rows
         ]
+
+    def _prepared_documents(
+        self,
+        session: Session,
+        staff: StaffRow,
+        material: SignerMaterial,
+        rows: Sequence[SignRequestRow],
+        challenge: Challenge,
+    ) -> dict[str, PreparedSignature]:
+        """The PDF signatures of this challenge prepared for the phone's key: made once per
+        challenge (the appearance shows the challenge's time) and kept, so asking again
+        gives the same signed attributes."""
+        wanted = [r for r in rows if r.content_kind == "pdf"]
+        if not wanted:
+            return {}
+        assert self.documents is not None
+        kept = self.documents.load_prepared(session, [r.id for r in wanted], challenge.id)
+        missing = [r for r in wanted if r.id not in kept]
+        if missing:
+            documents = self.documents.load(session, [r.id for r in missing])
+            image = self.documents.active_image(session, "staff", staff.id)
+            face = SignerFace("staff", staff.id, staff.name, staff.title or "")
+            for row in missing:
+                prepared = self.documents.prepare_external(
+                    documents[row.id],
+                    material.certificate_der,
+                    material.chain_der,
+                    face,
+                    image=image,
+                    at=challenge.created_at,
+                )
+                self.documents.save_prepared(session, row.id, challenge.id, prepared)
+                kept[row.id] = prepared
+        return kept
 
     def signer_reject(
         self, staff_id: str, request_ids: Sequence[str], reason: str
@@ -698,26 +736,30 @@ class SigningWorkflow:
             data_rows = [r for r in snapshot if r.content_kind != "pdf"]
             document_rows = [r for r in snapshot if r.content_kind == "pdf"]
             documents: dict[str, StoredDocument] = {}
+            prepared: dict[str, PreparedSignature] = {}
             image = None
             if document_rows:
                 if self.documents is None:
                     raise DocumentsUnavailableError("this installation does not sign PDFs")
-                if material.key_id is None:
-                    raise DocumentKeyLocationError("PDFs are signed with keys in the key store")
                 documents = self.documents.load(session, [r.id for r in document_rows])
                 image = self.documents.active_image(session, "staff", staff.id)
+                if material.key_id is None:
+                    prepared = self.documents.load_prepared(
+                        session, [r.id for r in document_rows], challenge.id
+                    )
             face = SignerFace("staff", staff.id, staff.name, staff.title or "")
         # Signing happens outside any transaction: it is CPU work and the key store records
         # each key use in its own transaction (SQLite allows one writer at a time).
         signed: list[SignedItem] = []
-        if data_rows and material.key_id is None:
+        if material.key_id is None:
             signed += self._accept_device_signatures(
-                material, data_rows, challenge, device_signatures or {}
+                material, snapshot, challenge, device_signatures or {}, prepared
             )
-        elif data_rows:
-            signed += self._sign_all(material, data_rows, now)
-        for row in document_rows:
-            signed.append(self._sign_document(material, documents[row.id], face, image, now))
+        else:
+            if data_rows:
+                signed += self._sign_all(material, data_rows, now)
+            for row in document_rows:
+                signed.append(self._sign_document(material, documents[row.id], face, image, now))
         order = {rid: i for i, rid in enumerate(challenge.request_ids)}
         signed.sort(key=lambda item: order[item.request_id])
         by_id = {row.id: row for row in snapshot}
@@ -916,16 +958,7 @@ class SigningWorkflow:
             ),
         )
         result = self.documents.sign(document, key, face, image=image, at=now)
-        if result.signature_timestamp is None:
-            raise DocumentsUnavailableError("the PDF signature came back without its timestamp")
-        return SignedItem(
-            request_id=document.request_id,
-            signature=None,
-            cms=result.cms,
-            timestamp_token=result.signature_timestamp,
-            timestamp_time=parse_token(result.signature_timestamp).gen_time,
-            document=result,
-        )
+        return _document_item(document.request_id, None, result)
 
     def _stamp(
         self,
@@ -957,17 +990,27 @@ class SigningWorkflow:
         rows: Sequence[SignRequestRow],
         challenge: Challenge,
         given: Mapping[str, DeviceSignature],
+        prepared: Mapping[str, PreparedSignature],
     ) -> list[SignedItem]:
         """Check the phone's signatures with the certified public key, then build the CMS and
-        timestamp them exactly as for a key-store signature. Nothing is stored unless every
-        signature of the batch verifies."""
+        timestamp them exactly as for a key-store signature (for a PDF: finish the signature
+        prepared for this challenge). Nothing is stored unless every signature verifies."""
         if set(given) != {r.id for r in rows}:
             raise DeviceSignatureError("the phone must sign every item of the challenge, once")
         template = signed_data_template(m.certificate_der, list(m.chain_der), m.scheme, "sha256")
-        raw_signatures, cms = [], []
+        data_rows, raw_signatures, cms = [], [], []
+        checked: list[tuple[SignRequestRow, bytes, bytes]] = []
         for row in rows:
             signature = given[row.id]
-            attributes = template.signed_attributes(row.digest, challenge.created_at)
+            if row.content_kind == "pdf":
+                if row.id not in prepared:
+                    raise DeviceSignatureError(
+                        f"no signature was prepared for {row.id} in this challenge: fetch the"
+                        " payloads again"
+                    )
+                attributes = prepared[row.id].signed_attributes
+            else:
+                attributes = template.signed_attributes(row.digest, challenge.created_at)
             try:
                 raw = raw_to_der(signature.raw)
                 cms_signature = raw_to_der(signature.cms)
@@ -977,9 +1020,24 @@ class SigningWorkflow:
                 raise DeviceSignatureError(
                     f"the phone's signature for {row.id} does not verify"
                 ) from exc
-            raw_signatures.append(raw)
-            cms.append(template.assemble(attributes, cms_signature))
-        return self._stamp(rows, raw_signatures, cms, "sha256")
+            if row.content_kind == "pdf":
+                checked.append((row, raw, cms_signature))
+            else:
+                data_rows.append(row)
+                raw_signatures.append(raw)
+                cms.append(template.assemble(attributes, cms_signature))
+        signed = self._stamp(data_rows, raw_signatures, cms, "sha256") if data_rows else []
+        for row, raw, cms_signature in checked:
+            assert self.documents is not None
+            result = self.documents.finish_external(
+                prepared[row.id],
+                m.certificate_der,
+                m.chain_der,
+                cms_signature,
+                at=challenge.created_at,
+            )
+            signed.append(_document_item(row.id, raw, result))
+        return signed
 
     # -- notification ----------------------------------------------------------------------
 
@@ -1015,7 +1073,22 @@ def _reason(reason: str, what: str) -> str:
 def _raw_message(row: SignRequestRow) -> bytes:
     """What a phone-held key signs as the raw signature: the record's RFC 8785 bytes, or the
     application's digest taken as the message (WebCrypto cannot sign a precomputed hash)."""
-    return row.content if row.content_kind == "json" and row.content is not None else row.digest
+    if row.content_kind in ("json", "pdf") and row.content is not None:
+        return row.content
+    return row.digest
+
+
+def _document_item(request_id: str, raw: bytes | None, result: SignedPdf) -> SignedItem:
+    if result.signature_timestamp is None:
+        raise DocumentsUnavailableError("the PDF signature came back without its timestamp")
+    return SignedItem(
+        request_id=request_id,
+        signature=raw,
+        cms=result.cms,
+        timestamp_token=result.signature_timestamp,
+        timestamp_time=parse_token(result.signature_timestamp).gen_time,
+        document=result,
+    )
 
 
 def _sha256(data: bytes | None) -> str | None:

@@ -234,3 +234,81 @@ def test_no_session_no_access_and_logout_ends_it(
     assert wrong.status_code == 403 and wrong.json()["code"] == "pin-wrong"
     assert phone.post("/m/api/unlock", json={"pin": PIN}, headers=PHONE).status_code == 200
     assert phone.get("/m/api/me").json()["methods"]
+
+
+def test_a_phone_held_key_signs_a_pdf_prepared_for_it(
+    client: TestClient, admin_headers: dict[str, str], his: Any, runtime: Any
+) -> None:
+    """The PDF's signature is prepared when the phone asks for its payloads (the same
+    signed attributes if it asks again), signed on the phone, checked, then finished with the
+    TSA's timestamp; a record of the same challenge is signed alongside."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+
+    from medsign.verify.pdf import PdfVerifier
+    from tests.api.pdf_support import context, discharge_pdf, installation_roots
+
+    phone, employee_no, key = enrol_phone(client, admin_headers, his, device_key=True)
+    assert key is not None
+    pdf = discharge_pdf()
+    opened = his.request(
+        "POST",
+        "/api/v1/document-requests",
+        json={
+            "employee_no": employee_no,
+            "scene": "discharge-summary",
+            "summary": "出院记录",
+            "record_id": "DS-PHONE-1",
+            "idempotency_key": secrets.token_hex(8),
+            "pdf": base64.b64encode(pdf).decode(),
+            "placement": {"anchor": "医师签名："},
+            "level": "B-LT",
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    ids = [opened.json()["id"], open_items(his, employee_no)[0]["id"]]
+    intent = phone.post("/m/api/intents", json={"request_ids": ids}, headers=PHONE).json()
+    payloads = {p["request_id"]: p for p in intent["device_payloads"]}
+    from sqlalchemy import select
+
+    from medsign.db.tables import StaffRow
+
+    with runtime.database.session() as session:
+        staff_id = session.scalar(select(StaffRow.id).where(StaffRow.employee_no == employee_no))
+    again = runtime.workflow.device_payloads(staff_id, intent["id"])
+    # Asked again: the same prepared signature, not a new one.
+    assert {p.request_id: base64.b64encode(p.signed_attributes).decode() for p in again} == {
+        rid: p["signed_attributes"] for rid, p in payloads.items()
+    }
+    statement = base64.b64decode(payloads[ids[0]]["message"])
+    assert b'"pdf_sha256"' in statement  # the raw signature covers the statement
+
+    signatures = [
+        {
+            "request_id": rid,
+            "raw": raw_signature(key, base64.b64decode(payloads[rid]["message"])),
+            "cms": raw_signature(key, base64.b64decode(payloads[rid]["signed_attributes"])),
+        }
+        for rid in ids
+    ]
+    done = phone.post(
+        f"/m/api/intents/{intent['id']}/confirm",
+        json={"pin": PIN, "device_signatures": signatures},
+        headers=PHONE,
+    )
+    assert done.status_code == 200, done.text
+    result = his.request("GET", f"/api/v1/sign-requests/{ids[0]}").json()
+    assert result["state"] == "signed"
+    key.public_key().verify(
+        base64.b64decode(result["signature"]["value"]), statement, ec.ECDSA(hashes.SHA256())
+    )
+    signed = his.request("GET", f"/api/v1/sign-requests/{ids[0]}/document.pdf").content
+    reader = PdfFileReader(io.BytesIO(signed))
+    status = validate_pdf_signature(
+        reader.embedded_signatures[0], context(installation_roots(runtime), runtime)
+    )
+    assert status.intact and status.valid and status.trusted
+    assert "/DSS" in reader.root
+    assert PdfVerifier(runtime.verifier).verify(signed).passed

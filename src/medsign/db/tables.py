@@ -365,6 +365,10 @@ class DocumentRow(Base):
     spec: Mapped[str] = mapped_column(Text)
     signed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     signed_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A signature prepared for a phone-held key: the document with its reserved /Contents
+    # and (JSON) the challenge, the signed attributes to sign, the byte-range digest.
+    prepared: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    prepared_state: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

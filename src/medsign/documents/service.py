@@ -25,6 +25,8 @@ from medsign.documents.sealing import SealOptions, seal_image, seal_spec
 from medsign.documents.signing import (
     Level,
     PdfSigner,
+    PreparedSignature,
+    SignatureSpec,
     SignedPdf,
     SigningKey,
     ValidationMaterial,
@@ -125,6 +127,100 @@ class DocumentService:
         """Sign one stored document, ``image`` (the signer's handwriting or seal) in its
         appearance. Writes nothing: ``save_signed`` does, in the transaction that stores
         the signature."""
+        spec = self._spec(document, face, image, at)
+        material = None
+        if spec.level is not Level.B_T:
+            material = self._material(key.certificate_der, key.chain_der)
+        return self.signer.sign(document.original, spec, key, at=at, validation=material)
+
+    def prepare_external(
+        self,
+        document: StoredDocument,
+        certificate_der: bytes,
+        chain_der: Sequence[bytes],
+        face: SignerFace,
+        *,
+        image: bytes | None,
+        at: dt.datetime,
+    ) -> PreparedSignature:
+        """The first half of a signature by the signer's phone-held key (see ``sign``)."""
+        spec = self._spec(document, face, image, at)
+        return self.signer.prepare_external(
+            document.original, spec, certificate_der, chain_der, at=at
+        )
+
+    def finish_external(
+        self,
+        prepared: PreparedSignature,
+        certificate_der: bytes,
+        chain_der: Sequence[bytes],
+        signature: bytes,
+        *,
+        at: dt.datetime,
+    ) -> SignedPdf:
+        material = None
+        if prepared.level is not Level.B_T:
+            material = self._material(certificate_der, chain_der)
+        return self.signer.finish_external(
+            prepared, certificate_der, chain_der, signature, at=at, validation=material
+        )
+
+    @staticmethod
+    def save_prepared(
+        session: Session, request_id: str, challenge_id: str, prepared: PreparedSignature
+    ) -> None:
+        """Keep a prepared signature for the challenge it was made for; a later challenge
+        prepares its own (the appearance shows its time)."""
+        session.execute(
+            update(DocumentRow)
+            .where(DocumentRow.request_id == request_id, DocumentRow.signed.is_(None))
+            .values(
+                prepared=prepared.pdf,
+                prepared_state=json.dumps(
+                    {
+                        "challenge_id": challenge_id,
+                        "signed_attributes": prepared.signed_attributes.hex(),
+                        "document_digest": prepared.document_digest.hex(),
+                        "region": list(prepared.region),
+                        "field": prepared.field_name,
+                        "level": prepared.level.value,
+                    }
+                ),
+            )
+        )
+
+    @staticmethod
+    def load_prepared(
+        session: Session, request_ids: Sequence[str], challenge_id: str
+    ) -> dict[str, PreparedSignature]:
+        """The signatures prepared for ``challenge_id``, by request."""
+        found = {}
+        rows = session.execute(
+            select(DocumentRow.request_id, DocumentRow.prepared, DocumentRow.prepared_state).where(
+                DocumentRow.request_id.in_(request_ids)
+            )
+        )
+        for request_id, pdf, raw in rows:
+            if pdf is None or raw is None:
+                continue
+            state = json.loads(raw)
+            if state["challenge_id"] != challenge_id:
+                continue
+            start, end = state["region"]
+            found[request_id] = PreparedSignature(
+                pdf=pdf,
+                signed_attributes=bytes.fromhex(state["signed_attributes"]),
+                document_digest=bytes.fromhex(state["document_digest"]),
+                region=(start, end),
+                field_name=state["field"],
+                level=Level(state["level"]),
+            )
+        return found
+
+    def _spec(
+        self, document: StoredDocument, face: SignerFace, image: bytes | None, at: dt.datetime
+    ) -> SignatureSpec:
+        """The request's specification with its appearance drawn for ``face`` at ``at``."""
         statement = document.statement
         spec = spec_from_statement(statement)
         appearance = statement["appearance"]
@@ -140,11 +236,7 @@ class DocumentService:
                     qr_url=self._url(document.request_id) if appearance["qr"] else None,
                 )
             )
-        spec = replace(spec, appearance_png=png, signer_name=face.name)
-        material = None
-        if spec.level is not Level.B_T:
-            material = self._material(key.certificate_der, key.chain_der)
-        return self.signer.sign(document.original, spec, key, at=at, validation=material)
+        return replace(spec, appearance_png=png, signer_name=face.name)
 
     def seal(
         self, pdf: bytes, options: SealOptions, key: SigningKey, *, seal_png: bytes, at: dt.datetime

@@ -70,8 +70,3 @@ class BatchTooLargeError(InputError):
     code = "batch-too-large"
     title = "Too many items in one batch"
     status = 413
-
-
-class DocumentKeyLocationError(StateError):
-    code = "document-needs-server-key"
-    title = "PDFs cannot be signed yet with a key held on the signer's phone"

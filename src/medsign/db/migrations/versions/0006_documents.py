@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("spec", sa.Text(), nullable=False),
         sa.Column("signed", sa.LargeBinary(), nullable=True),
         sa.Column("signed_sha256", sa.String(length=64), nullable=True),
+        sa.Column("prepared", sa.LargeBinary(), nullable=True),
+        sa.Column("prepared_state", sa.Text(), nullable=True),
         sa.Column("created_at", medsign.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["request_id"],
