@@ -586,11 +586,13 @@ class PasskeyCredentialRow(Base):
 
 class EvidenceLogHeadRow(Base):
     """The Merkle log's size. Appending takes this row's lock, so leaf indexes are dense and
-    follow commit order (a rolled-back append leaves no gap)."""
+    follow commit order (a rolled-back append leaves no gap). ``integrated_size``: the leaves
+    whose Merkle nodes are written (integration catches up before anything is proven)."""
 
     __tablename__ = "evidence_log_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    integrated_size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class MerkleNodeRow(Base):

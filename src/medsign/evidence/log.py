@@ -29,7 +29,7 @@ from medsign.evidence.merkle import (
     node_hash,
     root,
 )
-from medsign.evidence.tree import DatabaseHashes, current_size
+from medsign.evidence.tree import DatabaseHashes, LeafMissingError, integrate, sizes
 
 CHUNK = 5000
 
@@ -88,13 +88,23 @@ class EvidenceLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def size(self) -> int:
+    def integrate(self) -> int:
+        """Write the Merkle nodes of the events appended since the last run (in its own
+        transaction); returns the size of the tree that can now be proven. Everything that
+        reads the tree calls it first, so a receipt can be proven at once."""
         with self._database.session() as session:
-            return current_size(session)
+            size, done = sizes(session)
+        if done >= size:
+            return done
+        with self._database.session() as session:
+            return integrate(session.connection())
+
+    def size(self) -> int:
+        return self.integrate()
 
     def root(self, size: int | None = None) -> tuple[int, bytes]:
+        head = self.integrate()
         with self._database.session() as session:
-            head = current_size(session)
             size = head if size is None else size
             self._check_size(size, head)
             return size, root(DatabaseHashes(session), size)
@@ -116,8 +126,8 @@ class EvidenceLog:
 
     def inclusion(self, leaf_index: int, size: int | None = None) -> tuple[int, list[bytes]]:
         """(tree size, audit path) proving leaf ``leaf_index`` is in the tree of ``size``."""
+        head = self.integrate()
         with self._database.session() as session:
-            head = current_size(session)
             size = head if size is None else size
             self._check_size(size, head)
             if not 0 <= leaf_index < size:
@@ -125,8 +135,8 @@ class EvidenceLog:
             return size, inclusion_proof(DatabaseHashes(session), leaf_index, size)
 
     def consistency(self, size1: int, size2: int | None = None) -> tuple[int, list[bytes]]:
+        head = self.integrate()
         with self._database.session() as session:
-            head = current_size(session)
             size2 = head if size2 is None else size2
             self._check_size(size2, head)
             if not 0 < size1 <= size2:
@@ -142,8 +152,12 @@ class EvidenceLog:
 
     def audit(self) -> AuditReport:
         findings: list[AuditFinding] = []
+        try:
+            self.integrate()
+        except LeafMissingError as exc:  # a deleted event stops integration: report it
+            findings.append(AuditFinding(exc.leaf_index, f"integration failed: {exc}"))
         with self._database.engine.connect() as conn:
-            head = current_size(conn)
+            head, integrated = sizes(conn)
             count = conn.execute(select(func.count()).select_from(EvidenceEventRow)).scalar_one()
             if count != head:
                 findings.append(
@@ -151,8 +165,8 @@ class EvidenceLog:
                 )
             # A wrong node makes every ancestor wrong too; only the lowest one is reported.
             bad: set[tuple[int, int]] = set()
-            findings.extend(self._audit_leaves(conn, head, bad))
-            findings.extend(self._audit_nodes(conn, head, bad))
+            findings.extend(self._audit_leaves(conn, head, integrated, bad))
+            findings.extend(self._audit_nodes(conn, integrated, bad))
             checkpoints = 0
             for checkpoint in conn.execute(
                 select(
@@ -160,12 +174,12 @@ class EvidenceLog:
                 ).order_by(LogCheckpointRow.id)
             ):
                 checkpoints += 1
-                findings.extend(self._audit_checkpoint(conn, head, *checkpoint))
+                findings.extend(self._audit_checkpoint(conn, integrated, *checkpoint))
         findings.sort(key=lambda f: f.leaf_index)
         return AuditReport(head, checkpoints, tuple(findings))
 
     def _audit_leaves(
-        self, conn: Any, head: int, bad: set[tuple[int, int]]
+        self, conn: Any, head: int, integrated: int, bad: set[tuple[int, int]]
     ) -> Iterator[AuditFinding]:
         expected = 0
         for chunk in _chunks(conn, select(
@@ -191,7 +205,7 @@ class EvidenceLog:
                 data = record.encode("utf-8")
                 if hashlib.sha256(data).hexdigest() != record_sha256:
                     yield AuditFinding(index, "record does not match its stored SHA-256")
-                if stored.get(index) != leaf_hash(data):
+                if index < integrated and stored.get(index) != leaf_hash(data):
                     bad.add((0, index))
                     yield AuditFinding(index, "record does not match its Merkle leaf")
                 expected += 1

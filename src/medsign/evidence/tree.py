@@ -4,11 +4,16 @@ Every evidence event is a leaf (its RFC 8785 record is the leaf data). Appending
 the caller's transaction, next to the business change the event describes, so an event and
 its leaf commit or vanish together. The ``evidence_log_head`` row is updated first: its row
 lock (PostgreSQL; SQLite has one writer anyway) serialises appenders until commit, which is
-what makes leaf indexes dense and ordered by commit, with no gap left by a rollback.
+what makes leaf indexes dense and ordered by commit, with no gap left by a rollback. The
+leaf index is the receipt.
 
-The tree is stored as the hash of every perfect, aligned subtree (``merkle_nodes``): about
-two rows per leaf, from which any root, inclusion or consistency proof is assembled with
-O(log n) lookups (see ``merkle.py``).
+An append writes nothing else: the tree's hashes are derived data. ``integrate`` writes the
+hash of every perfect, aligned subtree of the leaves appended since it last ran
+(``merkle_nodes``, about two rows per leaf, in bulk), and everything that reads the tree
+integrates first; from those rows any root, inclusion or consistency proof is assembled
+with O(log n) lookups (see ``merkle.py``). Splitting sequencing (dense indexes, in the
+business transaction) from integration (the hashes, later, in bulk) is Trillian's design;
+it keeps an append at one statement more than the event's own INSERT.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from medsign.db.base import Base
-from medsign.db.tables import EvidenceLogHeadRow, MerkleNodeRow
+from medsign.db.tables import EvidenceEventRow, EvidenceLogHeadRow, MerkleNodeRow
 from medsign.errors import EvidenceError
 from medsign.evidence.merkle import Frontier, leaf_hash
 
@@ -34,6 +39,28 @@ _HEAD_BUMP = (
     .values(size=_HEAD.c.size + bindparam("n"))
     .returning(_HEAD.c.size)
 )
+# A no-op update: it takes the head row's lock (and SQLite's write lock) for integration.
+_HEAD_LOCK = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(integrated_size=_HEAD.c.integrated_size)
+    .returning(_HEAD.c.size, _HEAD.c.integrated_size)
+)
+_HEAD_INTEGRATED = update(_HEAD).where(_HEAD.c.id == 1).values(integrated_size=bindparam("upto"))
+_EVENTS = Base.metadata.tables[EvidenceEventRow.__tablename__]
+_RECORDS = (
+    select(_EVENTS.c.leaf_index, _EVENTS.c.record)
+    .where(_EVENTS.c.leaf_index >= bindparam("first"), _EVENTS.c.leaf_index < bindparam("end"))
+    .order_by(_EVENTS.c.leaf_index)
+)
+
+
+class LeafMissingError(EvidenceError):
+    """An event below the log's size is not stored: the tree cannot be integrated past it."""
+
+    def __init__(self, leaf_index: int) -> None:
+        super().__init__(f"evidence log leaf {leaf_index} is missing")
+        self.leaf_index = leaf_index
 
 
 class DatabaseHashes:
@@ -75,30 +102,66 @@ def _lookup(count: int) -> TextClause:
 
 
 def append_leaves(session: Session, leaves: Sequence[bytes]) -> int:
-    """Append leaf data in the caller's transaction; returns the first new leaf index."""
+    """Reserve the next leaf indexes for ``leaves`` in the caller's transaction (which then
+    inserts the events); returns the first. Their Merkle nodes come with ``integrate``."""
     if not leaves:
         return current_size(session)
     # Core statements on the session's connection: the ORM's bookkeeping costs more than
     # the statements themselves on this path, which every evidence event takes.
-    conn = session.connection()
-    size = conn.execute(_HEAD_BUMP, {"n": len(leaves)}).scalar_one_or_none()
+    size = session.connection().execute(_HEAD_BUMP, {"n": len(leaves)}).scalar_one_or_none()
     if size is None:
         raise EvidenceError("the evidence log has no head row; run the migrations")
-    first = int(size) - len(leaves)
-    frontier = Frontier.load(DatabaseHashes(conn), first)
-    nodes = []
-    for data in leaves:
-        nodes.extend(frontier.append(leaf_hash(data)))
-    conn.execute(
-        _NODE_INSERT, [{"level": lv, "index": ix, "hash": digest} for lv, ix, digest in nodes]
-    )
-    return first
+    return int(size) - len(leaves)
+
+
+def integrate(conn: Connection, *, chunk: int = 4096) -> int:
+    """Write the Merkle nodes of every leaf appended since the last integration, in the
+    caller's transaction; returns the integrated size.
+
+    The head row's lock is taken first, so appenders wait and every leaf below the size read
+    is committed and visible; two integrators cannot write the same nodes."""
+    found = conn.execute(_HEAD_LOCK).one_or_none()
+    if found is None:
+        raise EvidenceError("the evidence log has no head row; run the migrations")
+    size, done = int(found[0]), int(found[1])
+    if done >= size:
+        return done
+    frontier = Frontier.load(DatabaseHashes(conn), done)
+    position = done
+    while position < size:
+        end = min(size, position + chunk)
+        nodes: list[tuple[int, int, bytes]] = []
+        for index, record in conn.execute(_RECORDS, {"first": position, "end": end}):
+            if int(index) != position:
+                raise LeafMissingError(position)
+            nodes.extend(frontier.append(leaf_hash(record.encode("utf-8"))))
+            position += 1
+        if position != end:
+            raise LeafMissingError(position)
+        conn.execute(
+            _NODE_INSERT, [{"level": lv, "index": ix, "hash": digest} for lv, ix, digest in nodes]
+        )
+    conn.execute(_HEAD_INTEGRATED, {"upto": size})
+    return size
 
 
 def current_size(db: Session | Connection) -> int:
-    size = db.execute(
-        select(EvidenceLogHeadRow.size).where(EvidenceLogHeadRow.id == 1)
-    ).scalar_one_or_none()
-    if size is None:
+    """Leaves appended (committed), integrated or not."""
+    return sizes(db)[0]
+
+
+def integrated_size(db: Session | Connection) -> int:
+    """Leaves whose Merkle nodes are written: the largest tree that can be proven now."""
+    return sizes(db)[1]
+
+
+def sizes(db: Session | Connection) -> tuple[int, int]:
+    """(appended, integrated) leaves."""
+    found = db.execute(
+        select(EvidenceLogHeadRow.size, EvidenceLogHeadRow.integrated_size).where(
+            EvidenceLogHeadRow.id == 1
+        )
+    ).one_or_none()
+    if found is None:
         raise EvidenceError("the evidence log has no head row; run the migrations")
-    return int(size)
+    return int(found[0]), int(found[1])
