@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageChops, ImageFilter, ImageStat
 
 from medsign.documents.handwriting import MAX_PHOTO_BYTES
+from medsign.documents.signing import Level
+from medsign.web.i18n import MESSAGES
 from tests.api.pdf_support import discharge_pdf
 from tests.api.test_phone_api import PHONE, PIN, enrol_phone
 from tests.documents.test_handwriting import dark_photo, signature_photo
@@ -86,10 +88,8 @@ def appearance_alpha(tmp_path: Path, pdf: bytes) -> Image.Image:
 def assert_shows(alpha: Image.Image, handwriting: Image.Image) -> None:
     """The handwriting is the appearance's leftmost block of ink (then the text, then the
     QR code): that block, scaled, matches the confirmed image's opacity."""
-    columns = [
-        any(alpha.getpixel((x, y)) > 32 for y in range(0, alpha.height, 2))
-        for x in range(alpha.width)
-    ]
+    ink = alpha.point([0] * 33 + [255] * 223)  # clearly opaque pixels only
+    columns = [ink.crop((x, 0, x + 1, ink.height)).getbbox() is not None for x in range(ink.width)]
     start = columns.index(True)
     end = start
     gap = 0
@@ -114,8 +114,16 @@ def assert_shows(alpha: Image.Image, handwriting: Image.Image) -> None:
     soft_block = block.filter(ImageFilter.GaussianBlur(2))
     soft_expected = expected.filter(ImageFilter.GaussianBlur(2))
     mean_difference = ImageStat.Stat(ImageChops.difference(soft_block, soft_expected)).mean[0]
-    ink = ImageStat.Stat(soft_expected).mean[0]
-    assert ink > 5 and mean_difference < ink / 2, (mean_difference, ink)
+    mean_ink = ImageStat.Stat(soft_expected).mean[0]
+    assert mean_ink > 5 and mean_difference < mean_ink / 2, (mean_difference, mean_ink)
+
+
+def test_every_level_and_certification_has_words_on_the_phone() -> None:
+    # Built at run time from the statement ("doc.level." + level), so checked here.
+    for level in Level:
+        assert f"doc.level.{level.value}" in MESSAGES
+    for permission in (1, 2, 3):
+        assert f"doc.certify.{permission}" in MESSAGES
 
 
 def test_a_photographed_signature_appears_in_the_pdf_signed_on_the_phone(
@@ -180,9 +188,10 @@ def test_a_photographed_signature_appears_in_the_pdf_signed_on_the_phone(
     after = phone.get(document["url"])
     assert after.headers["medsign-document"] == "signed"
     assert after.content.startswith(original)  # an incremental update of what was shown
-    assert after.content == his.request(
-        "GET", f"/api/v1/sign-requests/{request['id']}/document.pdf"
-    ).content
+    assert (
+        after.content
+        == his.request("GET", f"/api/v1/sign-requests/{request['id']}/document.pdf").content
+    )
     assert_shows(appearance_alpha(tmp_path, after.content), handwriting)
     assert phone.get("/m/api/history").json()["items"][0]["document"]["pages"] == 2
 

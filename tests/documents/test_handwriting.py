@@ -7,6 +7,7 @@ compressed. The API and browser tests use it too."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import random
@@ -54,7 +55,7 @@ def _stroke_mask(size: tuple[int, int], seed: int) -> Image.Image:
         y = base - lobe * (0.5 - 0.5 * math.cos(phase)) + 0.02 * height * ss * math.sin(t * 7)
         points.append((x, y))
     pen = 7 * ss
-    for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
+    for (x1, y1), (x2, y2) in itertools.pairwise(points):
         # A ballpoint leaves thinner lines where the hand moves fast (long steps).
         speed = math.hypot(x2 - x1, y2 - y1)
         draw.line([(x1, y1), (x2, y2)], fill=255, width=max(3 * ss, int(pen - speed / 3)))
@@ -76,7 +77,6 @@ def signature_photo(
     *, size: tuple[int, int] = (1600, 1200), seed: int = 3, ink: bool = True, quality: int = 82
 ) -> bytes:
     """A phone photo (JPEG) of a pen signature on off-white paper in uneven light."""
-    width, height = size
     image = Image.new("RGB", size, PAPER)
     if ink:
         image = Image.composite(Image.new("RGB", size, INK), image, _stroke_mask(size, seed))

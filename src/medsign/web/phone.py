@@ -23,10 +23,13 @@ from medsign.api.routes.phone import (
     DEVICE_COOKIE,
     SESSION_COOKIE,
     _Names,
+    handwriting_public,
+    handwriting_service,
     lang_of,
     public_list,
     public_request,
 )
+from medsign.documents.handwriting import MAX_PHOTO_BYTES
 from medsign.errors import MedsignError
 from medsign.identity.devices import DeviceUnknownError, PhoneSession, PhoneSessionError
 from medsign.runtime import Runtime
@@ -62,8 +65,9 @@ def render(
     script_data = {
         "page": page,
         "lang": lang,
-        "messages": catalogue(lang, ("common.", "home.", "pin.", "state.", "detail.",
-                                     "settings.", "enrol.", "login.", "unlock.", "error.")),
+        "messages": catalogue(lang, ("common.", "home.", "pin.", "state.", "detail.", "doc.",
+                                     "hw.", "settings.", "enrol.", "login.", "unlock.",
+                                     "error.")),
         **(data or {}),
     }  # fmt: skip
     html = _env.get_template(f"phone/{template}").render(
@@ -170,11 +174,18 @@ def request_page(request_id: _ID, request: Request, runtime: RuntimeDep) -> Resp
         return render(request, "message.html", page="message", status=404,
                       message_key="common.error")  # fmt: skip
     item = public_request(names, found, with_record=True)
+    handwriting = None
+    if item.document is not None and item.document.handwriting and item.state == "pending":
+        active = handwriting_service(runtime).images(session.staff_id).active
+        handwriting = handwriting_public(active) if active else None
     return render(
         request,
         "request.html",
         page="request",
         item=item,
+        doc=item.document,
+        handwriting=handwriting,
+        me=_staff_name(runtime, session.staff_id),
         fields=flatten(item.record),
         data={
             "id": item.id,
@@ -227,11 +238,23 @@ def settings_page(request: Request, runtime: RuntimeDep) -> Response:
     if session is None:
         return _to_unlock(request)
     devices = runtime.phone.list_devices(session.staff_id)
+    images = handwriting_service(runtime).images(session.staff_id)
+    handwriting = {
+        "active": handwriting_public(images.active) if images.active else None,
+        "proposed": handwriting_public(images.proposed) if images.proposed else None,
+    }
     return render(
         request,
         "settings.html",
         page="settings",
         me=_staff_name(runtime, session.staff_id),
+        handwriting=handwriting,
+        data={
+            "handwriting": {
+                **{k: v.model_dump(mode="json") if v else None for k, v in handwriting.items()},
+                "max_photo_bytes": MAX_PHOTO_BYTES,
+            }
+        },
         devices=devices,
         current_device=session.device_id,
         passkeys_on=runtime.passkeys is not None,

@@ -16,15 +16,26 @@
   }
 
   // Every state-changing call carries X-Medsign-Phone: a cross-site page cannot add it.
+  // A Blob (a photo) goes as the raw body with its own type; anything else as JSON.
   async function api(method, path, body) {
+    const raw = body instanceof Blob;
     const response = await fetch(path, {
       method: method,
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-Medsign-Phone": "1" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: {
+        "Content-Type": raw ? (body.type || "application/octet-stream") : "application/json",
+        "X-Medsign-Phone": "1",
+      },
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
     const text = await response.text();
-    const parsed = text ? JSON.parse(text) : {};
+    let parsed = {};
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch (e) {
+      // A proxy's HTML error page (e.g. its own body-size limit): keep the status only.
+      parsed = { code: response.status === 413 ? "image-too-large" : undefined };
+    }
     if (!response.ok) {
       if (response.status === 401 && data.page !== "unlock" && data.page !== "enrol") toUnlock();
       // The clinician's language where we know the code; the server's words otherwise.
@@ -234,6 +245,12 @@
           span.textContent = text;
           link.append(span);
         }
+        if (item.document) {
+          const tag = document.createElement("span");
+          tag.className = "tag";
+          tag.textContent = msg("doc.list_tag", { n: item.document.pages });
+          link.firstChild.append(" ", tag);
+        }
         li.append(label, link);
         return li;
       }));
@@ -261,12 +278,14 @@
 
   function request() {
     const sign = $("sign");
-    if (!sign) return;
-    sign.addEventListener("click", async () => {
-      const signed = await signWithPin([data.id]);
-      if (signed) location.reload();
-    });
+    if (sign) {
+      sign.addEventListener("click", async () => {
+        const signed = await signWithPin([data.id]);
+        if (signed) location.reload();
+      });
+    }
     const dialog = $("reject-dialog");
+    if (!dialog) return;
     $("reject").addEventListener("click", () => { show($("reject-error"), ""); dialog.showModal(); });
     $("reject-cancel").addEventListener("click", () => dialog.close());
     $("reject-form").addEventListener("submit", async (event) => {
@@ -281,7 +300,101 @@
     });
   }
 
+  // Photos over this size are redrawn at the extractor's working size (2400 px on the long
+  // side) before upload; smaller ones go untouched, EXIF orientation and all, so the server
+  // sees exactly what the camera wrote in the common case.
+  const SHRINK_ABOVE_BYTES = 4 * 1024 * 1024;
+  const WORK_SIDE = 2400;
+
+  async function shrink(file) {
+    if (file.size <= SHRINK_ABOVE_BYTES || !window.createImageBitmap) return file;
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    } catch (e) {
+      return file;  // a format this browser cannot draw: let the server judge it
+    }
+    const scale = Math.min(1, WORK_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob || file), "image/jpeg", 0.92));
+  }
+
+  function handwriting() {
+    const file = $("hw-file");
+    if (!file) return;
+    const error = $("hw-error");
+    const busy = $("hw-busy");
+    const take = $("hw-take");
+    let proposal = data.handwriting.proposed;
+    let active = data.handwriting.active;
+    // A proposal is shown alone: the clinician judges it, not a comparison.
+    function propose(p) {
+      proposal = p;
+      $("hw-proposal").hidden = !p;
+      $("hw-start").hidden = !!p;
+      $("hw-active-box").hidden = !!p || !active;
+      $("hw-none").hidden = !!p || !!active;
+      for (const img of document.querySelectorAll(".hw-proposed")) {
+        if (p) img.src = p.png_url; else img.removeAttribute("src");
+      }
+    }
+    // The visible control is the input's label (a styled file input cannot be); labels do
+    // not answer the keyboard by themselves.
+    take.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        file.click();
+      }
+    });
+    file.addEventListener("change", async () => {
+      const chosen = file.files[0];
+      file.value = "";  // choosing the same photo again must fire "change" again
+      if (!chosen) return;
+      show(error, "");
+      busy.hidden = false;
+      take.classList.add("disabled");
+      try {
+        const photo = await shrink(chosen);
+        if (photo.size > data.handwriting.max_photo_bytes) throw new Error(msg("error.image-too-large"));
+        propose(await api("POST", "/m/api/handwriting", photo));
+        $("hw-proposal").scrollIntoView({ block: "center" });
+      } catch (e) {
+        show(error, e.message);
+      } finally {
+        busy.hidden = true;
+        take.classList.remove("disabled");
+      }
+    });
+    $("hw-confirm").addEventListener("click", async () => {
+      try {
+        active = await api("POST", "/m/api/handwriting/" + encodeURIComponent(proposal.id) + "/confirm");
+        $("hw-active").src = active.png_url;
+        take.textContent = msg("hw.replace");
+        propose(null);
+        show(error, "");
+        flash(msg("hw.saved"));
+      } catch (e) {
+        show(error, e.message);
+      }
+    });
+    $("hw-retake").addEventListener("click", async () => {
+      show(error, "");
+      try {
+        await api("DELETE", "/m/api/handwriting/" + encodeURIComponent(proposal.id));
+      } catch (e) {
+        if (e.code !== "handwriting-not-found") return show(error, e.message);
+      }
+      propose(null);
+      file.click();
+    });
+  }
+
   function settings() {
+    handwriting();
     $("pin-change").addEventListener("submit", async (event) => {
       event.preventDefault();
       const error = $("pin-change-error");
