@@ -4,6 +4,7 @@ pyHanko's validator, pdfsig and medsign's own verifiers; and the precise refusal
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -327,6 +328,10 @@ def save_page(pdf: Path, page: int, name: str) -> Path:
     return prefix.with_suffix(".png")
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def is_sm2(cms: bytes) -> bool:
     signed_data = asn1_cms.ContentInfo.load(cms)["content"]
     return bool(signed_data["signer_infos"][0]["digest_algorithm"]["algorithm"].dotted == SM3)
@@ -471,6 +476,16 @@ def test_a_long_term_order_sheet_from_thirty_signed_orders(
     assert seal.sig_object["/Reason"] == "单位电子印章"  # "" is the official seal
     event = form_events(runtime)[-1]
     assert event["level"] == "B-LTA" and event["kind"] == "medical-order"
+
+    # As docs/integration/forms.md checks a form: the PDF and an (SM2) item over the API.
+    whole = his.post("/api/v1/verify", json={"type": "pdf", "pdf": b64(pdf)})
+    assert whole["indication"] == "passed", whole
+    item = read_embedded_items(pdf)[-1]
+    assert is_sm2(item.cms)
+    one = his.post(
+        "/api/v1/verify", json={"type": "cms", "cms": b64(item.cms), "data": b64(item.content)}
+    )
+    assert one["indication"] == "passed", one
 
     assert save_page(path, 1, "form-api-long-term-orders-page1").stat().st_size > 10_000
     last = int(answer.headers["Medsign-Form-Pages"])
@@ -674,3 +689,32 @@ def test_a_request_listed_twice_is_refused(his: Any, prescriptions: list[Signed]
 def test_unsigned_calls_are_refused(client: TestClient) -> None:
     answer = client.post("/api/v1/forms", json={})
     assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("key", "found"),
+    [
+        ("drug", (True, {"name": "甲", "a/b": 1, "m~n": 2})),
+        ("/drug/name", (True, "甲")),
+        ("/drug/a~1b", (True, 1)),
+        ("/drug/m~0n", (True, 2)),
+        ("/doses/1", (True, "0.5g")),
+        ("/doses/01", (False, None)),
+        ("/doses/2", (False, None)),
+        ("/drug/name/0", (False, None)),
+        ("/", (True, "empty key")),
+        ("/missing", (False, None)),
+        ("missing", (False, None)),
+    ],
+)
+def test_record_keys_and_json_pointers(key: str, found: tuple[bool, Any]) -> None:
+    from medsign.api.form_schemas import is_record_key
+    from medsign.api.routes.forms import _lookup
+
+    record = {
+        "drug": {"name": "甲", "a/b": 1, "m~n": 2},
+        "doses": ["0.25g", "0.5g"],
+        "": "empty key",
+    }
+    assert is_record_key(key)
+    assert _lookup(record, key) == found
