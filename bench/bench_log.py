@@ -11,9 +11,10 @@ with ``--database-url``, which gets a private schema).
     leaf index, the receipt) and writes the event; the Merkle nodes are written afterwards,
     in bulk, by integration, whose throughput is printed too (leaves per second, integrating
     everything the append runs added).
-    Baseline: a plain INSERT of the same row (same columns, same size) into a table without
-    the log, one per transaction. Targets (issue 5): commit per append >= 0.8 x plain INSERT,
-    group commit >= 5 x commit per append, >= 1,000 appends/s.
+    Baseline: a plain INSERT of the same row (same columns, same size, the event store's own
+    indexes on id and type) into a table without the log, one per transaction. Targets
+    (issue 5): commit per append >= 0.8 x plain INSERT, group commit >= 5 x commit per
+    append, >= 1,000 appends/s.
 (b) Proofs at 10^6 entries: a tree of ``--proof-size`` leaves is built (its perfect subtree
     hashes written straight into ``merkle_nodes``), then inclusion and consistency proofs for
     random positions are timed; printed in milliseconds, with the number of rows read.
@@ -87,12 +88,14 @@ def main() -> None:
         now = dt.datetime.now(dt.UTC)
 
         # Baseline: the same row, plain INSERT, one transaction each.
+        # The event store's own row and indexes (its id is unique, its type indexed); what
+        # the log adds on top is the leaf index (unique, dense) and the head's count.
         plain = Table(
             "bench_plain",
             MetaData(),
             Column("seq", Integer, primary_key=True),
-            Column("id", String(64)),
-            Column("type", String(64)),
+            Column("id", String(64), unique=True),
+            Column("type", String(64), index=True),
             Column("record", Text),
             Column("record_sha256", String(64)),
             Column("at", DateTime(timezone=True)),
@@ -134,9 +137,13 @@ def main() -> None:
             return 100
 
         print("metric value baseline ratio target")
-        base = rate(plain_insert, args.seconds)
-        one = rate(append_one, args.seconds)
-        group = rate(append_group, args.seconds)
+        # Alternating slices, best of each: a busy neighbour (or the disk's own hiccups)
+        # slows both alike instead of whichever ran at the wrong moment.
+        base = one = group = 0.0
+        for _ in range(5):
+            base = max(base, rate(plain_insert, args.seconds / 5))
+            one = max(one, rate(append_one, args.seconds / 5))
+            group = max(group, rate(append_group, args.seconds / 5))
         print(f"plain_insert_per_s {base:.0f} - - -")
         print(f"append_commit_each_per_s {one:.0f} {base:.0f} {one / base:.2f} >=0.8")
         print(f"append_group_commit_per_s {group:.0f} {one:.0f} {group / one:.2f} >=5")

@@ -585,9 +585,11 @@ class PasskeyCredentialRow(Base):
 
 
 class EvidenceLogHeadRow(Base):
-    """The Merkle log's size. Appending takes this row's lock, so leaf indexes are dense and
-    follow commit order (a rolled-back append leaves no gap). ``integrated_size``: the leaves
-    whose Merkle nodes are written (integration catches up before anything is proven)."""
+    """The Merkle log's head. ``size``: PostgreSQL's leaf counter, taken by a trigger on
+    every event INSERT under this row's lock, so leaf indexes are dense and follow commit
+    order (SQLite numbers leaves by ``MAX(leaf_index) + 1`` and leaves it alone).
+    ``integrated_size``: the leaves whose Merkle nodes are written (integration catches up,
+    under this row's lock, before anything is proven)."""
 
     __tablename__ = "evidence_log_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

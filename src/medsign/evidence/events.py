@@ -24,7 +24,7 @@ from medsign.db.base import Base
 from medsign.db.session import Database
 from medsign.db.tables import EvidenceEventRow
 from medsign.errors import InputError
-from medsign.evidence.tree import append_leaves
+from medsign.evidence.tree import leaf_index_expression
 from medsign.ids import new_id
 
 EVENT_VERSION = 1
@@ -75,14 +75,14 @@ def record_events(
     events: Sequence[tuple[str, Mapping[str, Scalar | list[str]]]],
 ) -> list[str]:
     """Append several events (type, fields) in the caller's transaction, in order, with one
-    statement, as leaves of the Merkle log (``tree.append_leaves``); returns their ids.
+    statement, as leaves of the Merkle log (numbered by the database); returns their ids.
 
     Rows are inserted at once rather than left to the unit of work, so the store's order is
     the order of the calls, whatever else the transaction flushes later."""
     if at.tzinfo is None:
         raise InputError("evidence time must be UTC-aware")
     when = at.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    rows, ids, leaves = [], [], []
+    rows, ids = [], []
     for event_type, fields in events:
         if not EVENT_TYPE.match(event_type):
             raise InputError(f"evidence event type {event_type!r} is not subject:action")
@@ -97,7 +97,6 @@ def record_events(
         }
         canonical = canonical_json(record)
         ids.append(event_id)
-        leaves.append(canonical)
         rows.append(
             {
                 "id": event_id,
@@ -108,15 +107,15 @@ def record_events(
             }
         )
     if rows:
-        first = append_leaves(session, leaves)
-        for offset, row in enumerate(rows):
-            row["leaf_index"] = first + offset
+        # One statement per event row (executemany): the database numbers each in turn.
         session.connection().execute(_INSERT, rows)
     return ids
 
 
 # Core, not the ORM: no unit-of-work bookkeeping for rows nobody reads back in this session.
-_INSERT = insert(Base.metadata.tables[EvidenceEventRow.__tablename__])
+_INSERT = insert(Base.metadata.tables[EvidenceEventRow.__tablename__]).values(
+    leaf_index=leaf_index_expression()
+)
 
 
 def canonical_json(record: dict[str, Any]) -> bytes:

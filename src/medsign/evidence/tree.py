@@ -2,10 +2,11 @@
 
 Every evidence event is a leaf (its RFC 8785 record is the leaf data). Appending happens in
 the caller's transaction, next to the business change the event describes, so an event and
-its leaf commit or vanish together. The ``evidence_log_head`` row is updated first: its row
-lock (PostgreSQL; SQLite has one writer anyway) serialises appenders until commit, which is
-what makes leaf indexes dense and ordered by commit, with no gap left by a rollback. The
-leaf index is the receipt.
+its leaf commit or vanish together. The database numbers the leaves in the event's own
+INSERT: on PostgreSQL a trigger takes the next value of the ``evidence_log_head`` counter,
+whose row lock serialises appenders until commit; SQLite has one writer at a time, so
+``MAX(leaf_index) + 1`` read in the INSERT is the next index. Either way leaf indexes are
+dense and ordered by commit, with no gap left by a rollback; the leaf index is the receipt.
 
 An append writes nothing else: the tree's hashes are derived data. ``integrate`` writes the
 hash of every perfect, aligned subtree of the leaves appended since it last ran
@@ -13,15 +14,16 @@ hash of every perfect, aligned subtree of the leaves appended since it last ran
 integrates first; from those rows any root, inclusion or consistency proof is assembled
 with O(log n) lookups (see ``merkle.py``). Splitting sequencing (dense indexes, in the
 business transaction) from integration (the hashes, later, in bulk) is Trillian's design;
-it keeps an append at one statement more than the event's own INSERT.
+it keeps an append at the event's own INSERT.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import TextClause, bindparam, insert, select, text, update
+from sqlalchemy import ScalarSelect, TextClause, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -33,21 +35,18 @@ from medsign.evidence.merkle import Frontier, leaf_hash
 _NODES = Base.metadata.tables[MerkleNodeRow.__tablename__]
 _NODE_INSERT = insert(_NODES)
 _HEAD = Base.metadata.tables[EvidenceLogHeadRow.__tablename__]
-_HEAD_BUMP = (
-    update(_HEAD)
-    .where(_HEAD.c.id == 1)
-    .values(size=_HEAD.c.size + bindparam("n"))
-    .returning(_HEAD.c.size)
-)
-# A no-op update: it takes the head row's lock (and SQLite's write lock) for integration.
+_EVENTS = Base.metadata.tables[EvidenceEventRow.__tablename__]
+# The log's size: one more than the highest committed leaf index (an index-only lookup).
+_SIZE = select(func.coalesce(func.max(_EVENTS.c.leaf_index) + 1, 0)).scalar_subquery()
+# A no-op update: it takes the head row's lock (and SQLite's write lock) for integration,
+# so appenders in flight have committed before the size is read.
 _HEAD_LOCK = (
     update(_HEAD)
     .where(_HEAD.c.id == 1)
     .values(integrated_size=_HEAD.c.integrated_size)
-    .returning(_HEAD.c.size, _HEAD.c.integrated_size)
+    .returning(_HEAD.c.integrated_size)
 )
 _HEAD_INTEGRATED = update(_HEAD).where(_HEAD.c.id == 1).values(integrated_size=bindparam("upto"))
-_EVENTS = Base.metadata.tables[EvidenceEventRow.__tablename__]
 _RECORDS = (
     select(_EVENTS.c.leaf_index, _EVENTS.c.record)
     .where(_EVENTS.c.leaf_index >= bindparam("first"), _EVENTS.c.leaf_index < bindparam("end"))
@@ -101,17 +100,12 @@ def _lookup(count: int) -> TextClause:
     return text(f'SELECT level, "index", hash FROM merkle_nodes WHERE {pairs}')  # noqa: S608
 
 
-def append_leaves(session: Session, leaves: Sequence[bytes]) -> int:
-    """Reserve the next leaf indexes for ``leaves`` in the caller's transaction (which then
-    inserts the events); returns the first. Their Merkle nodes come with ``integrate``."""
-    if not leaves:
-        return current_size(session)
-    # Core statements on the session's connection: the ORM's bookkeeping costs more than
-    # the statements themselves on this path, which every evidence event takes.
-    size = session.connection().execute(_HEAD_BUMP, {"n": len(leaves)}).scalar_one_or_none()
-    if size is None:
-        raise EvidenceError("the evidence log has no head row; run the migrations")
-    return int(size) - len(leaves)
+def leaf_index_expression() -> ScalarSelect[Any]:
+    """The value an event INSERT gives ``leaf_index``: the log's size, read in the statement
+    itself. On SQLite (one writer) that is the next index; on PostgreSQL a trigger
+    (migration 0007) replaces it with the next number of the head row's counter, under its
+    lock. Either way an append costs no statement of its own."""
+    return _SIZE
 
 
 def integrate(conn: Connection, *, chunk: int = 4096) -> int:
@@ -120,10 +114,10 @@ def integrate(conn: Connection, *, chunk: int = 4096) -> int:
 
     The head row's lock is taken first, so appenders wait and every leaf below the size read
     is committed and visible; two integrators cannot write the same nodes."""
-    found = conn.execute(_HEAD_LOCK).one_or_none()
-    if found is None:
+    locked = conn.execute(_HEAD_LOCK).scalar_one_or_none()
+    if locked is None:
         raise EvidenceError("the evidence log has no head row; run the migrations")
-    size, done = int(found[0]), int(found[1])
+    size, done = int(conn.execute(select(_SIZE)).scalar_one()), int(locked)
     if done >= size:
         return done
     frontier = Frontier.load(DatabaseHashes(conn), done)
@@ -158,9 +152,7 @@ def integrated_size(db: Session | Connection) -> int:
 def sizes(db: Session | Connection) -> tuple[int, int]:
     """(appended, integrated) leaves."""
     found = db.execute(
-        select(EvidenceLogHeadRow.size, EvidenceLogHeadRow.integrated_size).where(
-            EvidenceLogHeadRow.id == 1
-        )
+        select(_SIZE, EvidenceLogHeadRow.integrated_size).where(EvidenceLogHeadRow.id == 1)
     ).one_or_none()
     if found is None:
         raise EvidenceError("the evidence log has no head row; run the migrations")
