@@ -293,3 +293,12 @@ def test_signature_dictionary_changed_later_is_not_covered(signed: bytes) -> Non
     (sig,) = inspect_pdf(changed).signatures
     assert sig.revision == 2
     assert sig.coverage is Coverage.INVALID
+
+
+def test_a_damaged_compressed_stream_is_an_input_error(fixtures: Path) -> None:
+    """Found by the property test above: a zeroed byte inside an object stream made zlib's
+    own error escape."""
+    damaged = bytearray((fixtures / "minimal-two-fields-signed-twice.pdf").read_bytes())
+    damaged[2496] = 0
+    with pytest.raises(InputError):
+        inspect_pdf(bytes(damaged))

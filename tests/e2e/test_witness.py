@@ -147,7 +147,12 @@ def test_each_witnesses_the_other_and_a_rewritten_history_is_refused(
             text('INSERT INTO merkle_nodes (level, "index", hash) VALUES (:l, :i, :h)'),
             [{"l": lv, "i": ix, "h": h} for lv, ix, h in nodes],
         )
-        conn.execute(text("UPDATE evidence_log_head SET integrated_size = size"))
+        conn.execute(
+            text(
+                "UPDATE evidence_log_head SET integrated_size ="
+                " (SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM evidence_events)"
+            )
+        )
     database.dispose()
     grow(a, "a3", 2)
     rewritten = checkpoint(a)

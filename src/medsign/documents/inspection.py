@@ -31,6 +31,7 @@ import hashlib
 import io
 import logging
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -83,6 +84,7 @@ _PARSE_ERRORS = (
     IndexError,
     AssertionError,
     RecursionError,
+    zlib.error,  # a damaged compressed stream
 )
 
 # pyHanko logs every suspicious modification at WARNING with a traceback; here they are

@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,6 +56,19 @@ from medsign.errors import InputError, StateError
 PDF_MAGIC = b"%PDF-"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_FIELD_NAME = 100
+
+
+# What pyHanko lets escape from a damaged file, besides its own PdfError.
+_PARSE_ERRORS = (
+    PdfError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    zlib.error,
+)
 
 
 class Level(StrEnum):
@@ -207,7 +221,7 @@ def read_pdf(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, digest: bool = 
         docmdp = _docmdp_level(reader)
     except (PdfEncryptedError, PdfUnreadableError):
         raise
-    except (PdfError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except _PARSE_ERRORS as exc:
         raise PdfUnreadableError(f"the PDF cannot be parsed cleanly: {_short(exc)}") from exc
     if not pages:
         raise PdfUnreadableError("the PDF has no pages")
