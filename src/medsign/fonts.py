@@ -62,6 +62,7 @@ class Face(StrEnum):
     SANS = "sans"
     SANS_BOLD = "sans-bold"
     SERIF = "serif"
+    SERIF_BOLD = "serif-bold"  # engraved seals
 
 
 _NOTO = "/usr/share/fonts/opentype/noto"
@@ -86,8 +87,19 @@ FACE_CANDIDATES: dict[Face, tuple[tuple[str, int], ...]] = {
         (f"{_NOTO}/NotoSerifCJKsc-Regular.otf", 0),
         *FONT_CANDIDATES,
     ),
+    Face.SERIF_BOLD: (
+        (f"{_NOTO}/NotoSerifCJK-Bold.ttc", 2),
+        (f"{_NOTO}/NotoSansCJK-Bold.ttc", 2),
+        (f"{_NOTO}/NotoSerifCJK-Regular.ttc", 2),
+        *FONT_CANDIDATES,
+    ),
 }
-_NAMES = {Face.SANS: "MedsignCJK", Face.SANS_BOLD: "MedsignCJKBold", Face.SERIF: "MedsignCJKSerif"}
+_NAMES = {
+    Face.SANS: "MedsignCJK",
+    Face.SANS_BOLD: "MedsignCJKBold",
+    Face.SERIF: "MedsignCJKSerif",
+    Face.SERIF_BOLD: "MedsignCJKSerifBold",
+}
 MONO_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",)
 MONO_NAME = "MedsignMono"
 CID_FALLBACK = "STSong-Light"

@@ -68,6 +68,7 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageMath, ImageOps, ImageStat
 
 from medsign.errors import ConfigurationError, InputError
+from medsign.fonts import FACE_CANDIDATES, Face
 
 RGB = tuple[int, int, int]
 
@@ -105,11 +106,10 @@ MM_PER_INCH: Final = 25.4
 PT_PER_INCH: Final = 72.0
 
 # Searched in order; Debian's fonts-noto-cjk puts them here.
-CJK_FONT_CANDIDATES: Final = (
-    Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Bold.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"),
-    Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+# Seals are engraved in a bold Song (serif) face where there is one: the machine's CJK fonts
+# as ``medsign.fonts`` knows them, that face first.
+CJK_FONT_CANDIDATES: Final = tuple(
+    dict.fromkeys(Path(path) for path, _ in FACE_CANDIDATES[Face.SERIF_BOLD])
 )
 
 
@@ -771,7 +771,7 @@ def prepare_uploaded_seal(
 
 
 @dataclass(frozen=True)
-class CJKFont:
+class SealFont:
     path: Path
     index: int
     """Face index inside a .ttc collection."""
@@ -779,7 +779,7 @@ class CJKFont:
 
 
 @functools.lru_cache(maxsize=8)
-def find_cjk_font(path: Path | None = None) -> CJKFont:
+def find_cjk_font(path: Path | None = None) -> SealFont:
     """The font seals are engraved in: ``path`` if given, else the first installed candidate
     of ``CJK_FONT_CANDIDATES``. In a collection, the Simplified Chinese (SC) face is chosen.
 
@@ -799,9 +799,9 @@ def find_cjk_font(path: Path | None = None) -> CJKFont:
         for index, name in faces:
             # "Mono" faces have half-width Latin that looks wrong on a seal.
             if " SC" in name and "Mono" not in name:
-                return CJKFont(candidate, index, name)
+                return SealFont(candidate, index, name)
         if faces and path is not None:
-            return CJKFont(candidate, faces[0][0], faces[0][1])
+            return SealFont(candidate, faces[0][0], faces[0][1])
     raise CJKFontMissingError(
         f"no CJK font found at {[str(c) for c in candidates]}",
         public="No Chinese font is installed on the server",
@@ -809,7 +809,7 @@ def find_cjk_font(path: Path | None = None) -> CJKFont:
 
 
 @functools.lru_cache(maxsize=8)
-def _chars(font: CJKFont) -> frozenset[str]:
+def _chars(font: SealFont) -> frozenset[str]:
     """Characters the font has glyphs for (a missing one would be engraved as a box)."""
     try:
         # Lazy: only the cmap table of the one face is read.
@@ -827,7 +827,7 @@ def _chars(font: CJKFont) -> frozenset[str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _font(font: CJKFont, size: int) -> ImageFont.FreeTypeFont:
+def _font(font: SealFont, size: int) -> ImageFont.FreeTypeFont:
     # The basic layout engine: one glyph at a time needs no shaping, and output must not
     # depend on whether libraqm is installed.
     return ImageFont.truetype(
@@ -964,7 +964,7 @@ class _Canvas:
         self.mask.paste(255, (x, y), tile)
 
 
-def _glyph_font(font: CJKFont, canvas: _Canvas, em_mm: float) -> ImageFont.FreeTypeFont:
+def _glyph_font(font: SealFont, canvas: _Canvas, em_mm: float) -> ImageFont.FreeTypeFont:
     return _font(font, max(4, round(canvas.px(em_mm))))
 
 
@@ -1028,7 +1028,7 @@ def render_seal(
 
 
 def _draw_seal(
-    canvas: _Canvas, font: CJKFont, diameter: float, name: str, purpose: str, serial: str
+    canvas: _Canvas, font: SealFont, diameter: float, name: str, purpose: str, serial: str
 ) -> None:
     special = bool(purpose)
     radius = diameter / 2
