@@ -39,6 +39,7 @@ from medsign.client import (
 )
 from medsign.clock import Clock
 from medsign.crypto.mac import MacAlgorithm, verify_hmac
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import ApplicationNonceRow, ApplicationRow
 from medsign.errors import (
@@ -280,7 +281,7 @@ class RequestAuthenticator:
             result = session.execute(
                 delete(ApplicationNonceRow).where(ApplicationNonceRow.seen_at < cutoff)
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return rowcount(result)
 
 
 def _parse_authorization(value: str) -> tuple[str, bytes]:

@@ -32,6 +32,7 @@ import medsign
 from medsign.apps.registry import ApplicationState, open_secrets
 from medsign.clock import Clock
 from medsign.crypto.mac import hmac_digest
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import ApplicationRow, WebhookDeliveryRow
 from medsign.errors import InputError, NotFoundError, StateError
@@ -320,7 +321,7 @@ class WebhookDispatcher:
                 )
                 .values(next_attempt_at=now + self.lease)
             )
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            return rowcount(result) == 1
 
     def _prepare(self, delivery_id: str) -> _Outgoing | None:
         with self._database.session() as session:

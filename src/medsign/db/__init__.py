@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy 2 tables, sessions and Alembic migrations."""
 
-from medsign.db.session import Database
+from medsign.db.session import Database, rowcount
 
-__all__ = ["Database"]
+__all__ = ["Database", "rowcount"]

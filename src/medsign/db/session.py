@@ -25,6 +25,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE or DELETE matched: how a guarded statement tells that it won."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def normalise_url(url: str) -> str:
     # Operators write postgresql://; we ship psycopg 3, not psycopg2.
     if url.startswith("postgresql://") or url.startswith("postgres://"):

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medsign.clock import Clock
-from medsign.db import Database
+from medsign.db import Database, rowcount
 from medsign.db.tables import SealItemRow, SealJobRow, SignatureImageRow
 from medsign.documents.errors import PlacementError
 from medsign.documents.images import SealImage, render_seal, split_seal
@@ -477,7 +477,7 @@ class SealJobs:
                 .order_by(SealItemRow.position)
                 .limit(20)
             ):
-                taken = _rowcount(
+                taken = rowcount(
                     session.execute(
                         update(SealItemRow)
                         .where(
@@ -503,7 +503,7 @@ class SealJobs:
         now = self._clock.now()
         sealed_sha256 = hashlib.sha256(result.pdf).hexdigest()
         with self._db.session() as session:
-            stored = _rowcount(
+            stored = rowcount(
                 session.execute(
                     update(SealItemRow)
                     .where(
@@ -543,7 +543,7 @@ class SealJobs:
     def _fail(self, job_id: str, position: int, exc: MedsignError) -> None:
         now = self._clock.now()
         with self._db.session() as session:
-            failed = _rowcount(
+            failed = rowcount(
                 session.execute(
                     update(SealItemRow)
                     .where(
@@ -579,7 +579,7 @@ class SealJobs:
                 .where(SealItemRow.job_id == job_id, SealItemRow.state == PENDING)
             )
             if left == 0:
-                done = _rowcount(
+                done = rowcount(
                     session.execute(
                         update(SealJobRow)
                         .where(SealJobRow.id == job_id, SealJobRow.state == QUEUED)
@@ -599,10 +599,6 @@ class SealJobs:
                         failed=job.failed,
                     )
         return self.get(job_id)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _job(row: SealJobRow, items: tuple[SealItem, ...]) -> SealJob:

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from medsign.clock import Clock
 from medsign.crypto import KeyAlgorithm, PublicKey, SignatureScheme
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import SettingRow, WitnessedLogRow
 from medsign.errors import InputError, MedsignError, NotFoundError, StateError
@@ -165,7 +166,7 @@ class WitnessService:
                 .values(size=checkpoint.size, root_hash=checkpoint.root_hash, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            if int(getattr(moved, "rowcount", 0) or 0) != 1:
+            if rowcount(moved) != 1:
                 current = session.scalar(
                     select(WitnessedLogRow.size).where(WitnessedLogRow.origin == checkpoint.origin)
                 )

@@ -40,6 +40,7 @@ from medsign.ca.authority import GOOD, HOLD, CertificateAuthority
 from medsign.clock import Clock, ensure_utc
 from medsign.crypto import PublicKey, SignatureEncoding, SignatureScheme, verify
 from medsign.crypto.types import KeyAlgorithm
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import EnrolmentRow, OneTimeCodeRow, OrganizationRow, StaffRow
 from medsign.errors import (
@@ -488,7 +489,7 @@ class EnrolmentService:
                 .values(step=ISSUING)
                 .execution_options(synchronize_session=False)
             )
-            if int(getattr(claimed, "rowcount", 0) or 0) != 1:
+            if rowcount(claimed) != 1:
                 raise StateError("this enrolment is already being completed")
             organization = session.get(OrganizationRow, staff.organization_id)
             subject = {

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from medsign.apps.registry import SignerScope, ensure_usable, may_address
 from medsign.apps.webhooks import enqueue_webhook
 from medsign.clock import Clock
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import ApplicationRow, LoginChallengeRow, StaffDeviceRow, StaffRow
 from medsign.errors import (
@@ -311,7 +312,7 @@ class LoginService:
                     .values(state=LoginState.EXPIRED.value)
                     .execution_options(synchronize_session=False)
                 )
-                if _rowcount(result) != 1:
+                if rowcount(result) != 1:
                     continue
                 record_event(session, now, "login:expire", login_id=login_id)
                 enqueue_webhook(
@@ -406,7 +407,7 @@ class LoginService:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) != 1:
+            if rowcount(result) != 1:
                 row = session.get(LoginChallengeRow, login_id)
                 assert row is not None  # logins are never deleted
                 _require_pending(_state(row, now))
@@ -518,7 +519,3 @@ def _require_pending(state: LoginState) -> None:
         raise LoginDeclinedError("login was declined", state=state.value)
     if state is LoginState.APPROVED:
         raise LoginDecidedError("login was already approved", state=state.value)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -22,6 +22,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from medsign.clock import Clock
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import IntentAttemptRow, OneTimeCodeRow, OrganizationRow, StaffRow
 from medsign.errors import (
@@ -71,7 +72,7 @@ def invalidate_codes(session: Session, staff_id: str, at: dt.datetime) -> int:
         .values(expires_at=at)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(result)
 
 
 class OneTimeCodes:
@@ -270,7 +271,7 @@ class OneTimeCodes:
                     .values(consumed_at=now)
                     .execution_options(synchronize_session=False)
                 )
-                if int(getattr(taken, "rowcount", 0) or 0) == 1:
+                if rowcount(taken) == 1:
                     self._record_in(
                         session, staff_id, purpose, subject_id, code_id, "confirmed", client
                     )

@@ -75,6 +75,7 @@ from webauthn.helpers.structs import (
 )
 
 from medsign.clock import Clock
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import IntentAttemptRow, PasskeyCredentialRow, StaffRow, StaffSessionRow
 from medsign.errors import (
@@ -387,7 +388,7 @@ class PasskeyService:
                 .values(webauthn_challenge=None, webauthn_challenge_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) != 1:
+            if rowcount(result) != 1:
                 raise PasskeyRegistrationMissingError(
                     f"the passkey registration on session {session_id} was already answered"
                 )
@@ -420,7 +421,7 @@ class PasskeyService:
                 .values(revoked_at=now)
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) != 1:
+            if rowcount(result) != 1:
                 raise StateError(f"passkey {passkey_id} is already revoked")
             session.refresh(row)
             record_event(
@@ -635,7 +636,7 @@ class PasskeyService:
                 .values(sign_count=count, last_used_at=now)
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) == 1:
+            if rowcount(result) == 1:
                 self._record_in(session, challenge, CONFIRMED, client, stored.id)
                 return
             revoked = session.scalar(
@@ -720,7 +721,3 @@ def _clean_label(label: str) -> str:
 
 def _milliseconds(delta: dt.timedelta) -> int:
     return int(delta.total_seconds() * 1000)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from medsign.clock import Clock
+from medsign.db import rowcount
 from medsign.db.session import Database
 from medsign.db.tables import IntentAttemptRow, StaffRow
 from medsign.errors import (
@@ -194,7 +195,7 @@ class SigningPINs:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if int(getattr(result, "rowcount", 0) or 0) == 1:
+            if rowcount(result) == 1:
                 self._record_in(session, staff_id, "confirmed", client, challenge_id)
                 return
             until = session.scalar(select(StaffRow.pin_locked_until).where(StaffRow.id == staff_id))
