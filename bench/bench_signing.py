@@ -21,7 +21,9 @@ SM2, P-256), all through the real HTTP API with HMAC-signed requests.
 (b) Latency at saturation: 8 client threads (4 x the cores) each sign one prescription after
     another: open, intent, confirm with the PIN (argon2id), so the server is saturated with
     the signing cycle itself; p50 and p99 of the whole cycle. Target: p99 <= 3 x p50
-    (CPU-heavy signing runs in the thread pool, never on the event loop).
+    (CPU-heavy signing runs in the thread pool, never on the event loop; on SQLite, writers
+    queue for their turn in the process instead of polling SQLite's lock with sleeps of up
+    to 100 ms, which made the tail: p99/p50 5.3 before, 1.6 after).
 
 Output lines: ``metric value baseline ratio target``.
 """
