@@ -22,9 +22,9 @@ from medsign.api.problems import PROBLEM_RESPONSES
 from medsign.api.routes.signing import (
     AppCaller,
     IdempotencyHeader,
-    idempotency_key_of,
+    batch_public,
+    open_items,
     request_public,
-    ttl,
 )
 from medsign.api.signing_schemas import SignBatchPublic, SignRequestPublic
 from medsign.documents.errors import PdfUnreadableError
@@ -80,17 +80,9 @@ def open_document_request(
     app: DocumentApplicationDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> SignRequestPublic:
-    result = runtime.workflow.open(
-        AppCaller(app),
-        body.employee_no,
-        [_item(body)],
-        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
-        as_batch=False,
-        expires_in=ttl(body.expires_in_seconds),
+    result = open_items(
+        runtime, app, response, body, [_item(body)], header_key=idempotency_key, as_batch=False
     )
-    if result.replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
     return request_public(runtime, result.requests[0])
 
 
@@ -107,21 +99,16 @@ def open_document_batch(
     app: DocumentApplicationDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> SignBatchPublic:
-    result = runtime.workflow.open(
-        AppCaller(app),
-        body.employee_no,
+    result = open_items(
+        runtime,
+        app,
+        response,
+        body,
         [_item(i) for i in body.items],
-        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
+        header_key=idempotency_key,
         as_batch=True,
-        expires_in=ttl(body.expires_in_seconds),
     )
-    if result.replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    assert result.batch_id is not None
-    return SignBatchPublic(
-        batch_id=result.batch_id, requests=[request_public(runtime, r) for r in result.requests]
-    )
+    return batch_public(runtime, result)
 
 
 @router.get(

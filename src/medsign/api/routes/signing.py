@@ -8,7 +8,7 @@ import base64
 import datetime as dt
 import json
 from collections import OrderedDict
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from fastapi import APIRouter, Header, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +41,7 @@ from medsign.evidence.package import MEDIA_TYPE, build_package
 from medsign.evidence.report import MEDIA_TYPE as REPORT_MEDIA_TYPE
 from medsign.evidence.report import render_report
 from medsign.identity.qr import qr_png, qr_svg
-from medsign.intake.requests import ItemInput, SignRequest
+from medsign.intake.requests import ItemInput, OpenResult, SignRequest
 from medsign.runtime import Runtime
 from medsign.web.verify import verification_link
 
@@ -171,6 +171,45 @@ def _document(runtime: Runtime, request: SignRequest) -> DocumentPublic:
     )
 
 
+class _Opening(Protocol):
+    employee_no: str
+    idempotency_key: str | None
+    expires_in_seconds: int | None
+
+
+def open_items(
+    runtime: Runtime,
+    app: AuthenticatedApplication,
+    response: Response,
+    body: _Opening,
+    items: list[ItemInput],
+    *,
+    header_key: str | None,
+    as_batch: bool,
+) -> OpenResult:
+    """Open a request or a batch for one of the opening routes (data or PDF); a replay of
+    the same idempotency key answers 200 with ``Idempotent-Replayed``."""
+    result = runtime.workflow.open(
+        AppCaller(app),
+        body.employee_no,
+        items,
+        idempotency_key=idempotency_key_of(header_key, body.idempotency_key),
+        as_batch=as_batch,
+        expires_in=ttl(body.expires_in_seconds),
+    )
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return result
+
+
+def batch_public(runtime: Runtime, result: OpenResult) -> SignBatchPublic:
+    assert result.batch_id is not None
+    return SignBatchPublic(
+        batch_id=result.batch_id, requests=[request_public(runtime, r) for r in result.requests]
+    )
+
+
 def _phone_url(runtime: Runtime, request_id: str) -> str:
     return f"{runtime.settings.public_base_url}/m/s/{request_id}"
 
@@ -188,17 +227,9 @@ def open_request(
     app: ApplicationDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> SignRequestPublic:
-    result = runtime.workflow.open(
-        AppCaller(app),
-        body.employee_no,
-        [_item(body)],
-        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
-        as_batch=False,
-        expires_in=ttl(body.expires_in_seconds),
+    result = open_items(
+        runtime, app, response, body, [_item(body)], header_key=idempotency_key, as_batch=False
     )
-    if result.replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
     return request_public(runtime, result.requests[0])
 
 
@@ -215,21 +246,16 @@ def open_batch(
     app: ApplicationDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> SignBatchPublic:
-    result = runtime.workflow.open(
-        AppCaller(app),
-        body.employee_no,
+    result = open_items(
+        runtime,
+        app,
+        response,
+        body,
         [_item(i) for i in body.items],
-        idempotency_key=idempotency_key_of(idempotency_key, body.idempotency_key),
+        header_key=idempotency_key,
         as_batch=True,
-        expires_in=ttl(body.expires_in_seconds),
     )
-    if result.replayed:
-        response.status_code = status.HTTP_200_OK
-        response.headers["Idempotent-Replayed"] = "true"
-    assert result.batch_id is not None
-    return SignBatchPublic(
-        batch_id=result.batch_id, requests=[request_public(runtime, r) for r in result.requests]
-    )
+    return batch_public(runtime, result)
 
 
 @router.get(
